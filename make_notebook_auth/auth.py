@@ -1,0 +1,183 @@
+"""``MakeAuth``: start a PKCE + OpenID Connect login to Make and finish it with the pasted reply.
+
+Protocol logic only: no printing, no widgets, no persistence. Front ends (the login panel,
+the magics, the loopback listener) call :meth:`MakeAuth.start` and :meth:`MakeAuth.finish`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from . import tokens
+from .config import MakeConfig
+from .errors import (
+    AuthorizationDeniedError,
+    AuthorizationResponseError,
+    IDTokenError,
+    IssuerMismatchError,
+    StateMismatchError,
+)
+from .flow import AuthorizationReply, AuthorizationRequest, parse_reply
+from .oidc import ProviderMetadata, discover, verify_id_token
+from .session import MakeSession
+
+MAX_PENDING = 8  # start() calls whose links may still be completed
+
+
+class MakeAuth:
+    """One login to Make for one profile.
+
+    >>> auth = MakeAuth()                       # settings from MAKE_* environment variables
+    >>> request = auth.start()                  # open request.url, approve
+    >>> make = auth.finish(pasted_redirect_url)  # a MakeSession
+    >>> make.get("users/me").json()
+    """
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        scopes: str | Iterable[str] | None = None,
+        redirect_uri: str | None = None,
+        zone: str | None = None,
+        issuer: str | None = None,
+        api_url: str | None = None,
+        profile: str = "default",
+    ) -> None:
+        self.config = MakeConfig.resolve(
+            client_id,
+            client_secret,
+            scopes=scopes,
+            redirect_uri=redirect_uri,
+            zone=zone,
+            issuer=issuer,
+            api_url=api_url,
+            profile=profile,
+        )
+        self._metadata: ProviderMetadata | None = None
+        self._pending: dict[str, AuthorizationRequest] = {}
+        self._completed: set[str] = set()
+        self._lock = threading.RLock()
+        self.session = MakeSession(self.config)  # pending until finish() succeeds
+
+    def __repr__(self) -> str:
+        kind = "confidential" if self.config.confidential else "public"
+        return (
+            f"MakeAuth(client_id={self.config.client_id!r} ({kind}), "
+            f"issuer={self.config.issuer!r}, profile={self.config.profile!r}, "
+            f"scopes={list(self.config.scopes)!r})"
+        )
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    @property
+    def metadata(self) -> ProviderMetadata:
+        """The provider's endpoints (OIDC discovery, once per issuer per process)."""
+        if self._metadata is None:
+            self._metadata = discover(self.config.issuer)
+        return self._metadata
+
+    @property
+    def pending(self) -> AuthorizationRequest | None:
+        """The most recent request still waiting for its reply."""
+        with self._lock:
+            return next(reversed(self._pending.values()), None)
+
+    def is_pending(self, state: str) -> bool:
+        with self._lock:
+            return state in self._pending
+
+    def start(self, **extra: str) -> AuthorizationRequest:
+        """A new authorization request: open its ``url`` in a browser and approve."""
+        meta = self.metadata
+        request = AuthorizationRequest.create(
+            meta.authorization_endpoint,
+            self.config.client_id,
+            self.config.redirect_uri,
+            self.config.scopes,
+            extra=extra or None,
+        )
+        with self._lock:
+            self._pending[request.state] = request
+            while len(self._pending) > MAX_PENDING:
+                self._pending.pop(next(iter(self._pending)))
+        return request
+
+    def _match(self, reply: AuthorizationReply) -> AuthorizationRequest:
+        with self._lock:
+            if reply.state is not None:
+                for state, request in self._pending.items():
+                    if hmac.compare_digest(state.encode(), reply.state.encode()):
+                        return request
+                if any(hmac.compare_digest(s.encode(), reply.state.encode())
+                       for s in self._completed):
+                    raise AuthorizationResponseError(
+                        "This reply was already used: the login it belongs to is complete."
+                    )
+                raise StateMismatchError(
+                    "This reply does not belong to the pending login (its 'state' does not "
+                    "match). Paste the address from the tab opened with the current link, or "
+                    "open the current link again."
+                )
+            request = self.pending
+            if request is None:
+                raise AuthorizationResponseError(
+                    "No login is in progress: call start() (or run the login cell) first."
+                )
+            return request
+
+    def finish(self, reply: str) -> MakeSession:
+        """Complete the login with what the user pasted; returns the logged-in ``MakeSession``.
+
+        On any failure the pending request stays usable: fix the paste, or open the link again
+        and paste the new reply.
+        """
+        parsed = parse_reply(reply)
+        with self._lock:
+            request = self._match(parsed)
+            if parsed.error:
+                raise AuthorizationDeniedError(parsed.error, parsed.error_description)
+            meta = self.metadata
+            if parsed.iss is not None:
+                if not hmac.compare_digest(parsed.iss.rstrip("/").encode(),
+                                           meta.issuer.rstrip("/").encode()):
+                    raise IssuerMismatchError(
+                        "The reply comes from another authorization server than the one this "
+                        "login was started with ('iss' mismatch). Open the link shown for this "
+                        "login again."
+                    )
+            elif parsed.from_redirect and meta.iss_parameter_supported:
+                raise IssuerMismatchError(
+                    "The pasted address lacks the 'iss' parameter that this provider always "
+                    "sends. Copy the whole address from the browser's address bar."
+                )
+            assert parsed.code is not None
+            token = tokens.exchange_code(
+                self.config,
+                meta.token_endpoint,
+                code=parsed.code,
+                code_verifier=request._code_verifier,
+                redirect_uri=request.redirect_uri,
+            )
+            claims: dict[str, Any] = {}
+            if self.config.wants_id_token:
+                id_token = token.get("id_token")
+                if not id_token:
+                    raise IDTokenError("missing", "the token response has no ID token although "
+                                                  "'openid' was requested")
+                claims = verify_id_token(
+                    id_token, meta, self.config.client_id, nonce=request._nonce
+                )
+            session = self.session
+            if session.logged_in or not session.pending:
+                session = self.session = MakeSession(self.config)
+            self._completed.update(self._pending)
+            self._pending.clear()
+        session._activate(token, meta, claims)
+        return session

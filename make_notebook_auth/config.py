@@ -1,0 +1,215 @@
+"""Settings for one Make login: arguments first, then ``MAKE_*`` environment variables.
+
+Also the transport rule every URL passes before anything is sent: https, or plain http
+to a loopback host (127.0.0.0/8, ::1, localhost) for local servers and tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import (
+    KNOWN_ZONES,
+    InsecureTransportError,
+    MakeConfigError,
+    MissingClientIdError,
+)
+
+DEFAULT_ISSUER = "https://www.make.com"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+# A read-only set for exploring, plus ``openid`` for an ID token (see README).
+DEFAULT_SCOPES = (
+    "openid",
+    "user:read",
+    "organizations:read",
+    "teams:read",
+    "scenarios:read",
+    "connections:read",
+    "datastores:read",
+    "hooks:read",
+    "dlqs:read",
+)
+
+ENV_VARS = (
+    "MAKE_CLIENT_ID",
+    "MAKE_CLIENT_SECRET",
+    "MAKE_SCOPES",
+    "MAKE_REDIRECT_URI",
+    "MAKE_ZONE",
+    "MAKE_ISSUER",
+    "MAKE_API_URL",
+)
+
+_HOW_TO_GET_A_CLIENT = (
+    "Request an OAuth 2.0 client from Make (developer docs: 'Requesting an OAuth 2.0 "
+    "client'; approval is manual), register the redirect URI "
+    f"{DEFAULT_REDIRECT_URI}, then set MAKE_CLIENT_ID (and MAKE_CLIENT_SECRET for a "
+    "confidential client) or pass client_id=... . To try the package without a Make "
+    "account, use the sandbox: `%make_login --sandbox`."
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    try:
+        return is_loopback_host(urlsplit(url).hostname)
+    except ValueError:
+        return False
+
+
+def require_secure(url: str, what: str) -> str:
+    """Return ``url`` if it is https, or http to a loopback host; raise otherwise."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise MakeConfigError(f"{what} is not a valid URL.") from exc
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and is_loopback_host(host):
+        return url
+    if parts.scheme not in ("http", "https") or not host:
+        raise MakeConfigError(f"{what} must be an absolute https URL, got {url!r}.")
+    raise InsecureTransportError(what, url)
+
+
+def parse_scopes(scopes: str | Iterable[str] | None) -> list[str]:
+    """Scopes from a list, or a string separated by spaces and/or commas; order kept, no repeats."""
+    if scopes is None:
+        return []
+    if isinstance(scopes, str):
+        items: Iterable[str] = re.split(r"[\s,]+", scopes)
+    else:
+        items = (s.strip() for s in scopes)
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def api_base_for_zone(zone: str) -> str:
+    """``eu1``, ``eu1.make.com`` or ``https://eu1.make.com[/api/v2]`` -> ``https://eu1.make.com/api/v2/``."""
+    z = zone.strip().rstrip("/")
+    if not z:
+        raise MakeConfigError("MAKE_ZONE is empty. " + zones_hint())
+    if "://" in z:
+        parts = urlsplit(z)
+        if not parts.hostname:
+            raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a host name. " + zones_hint())
+        base = f"{parts.scheme}://{parts.netloc}"
+        path = parts.path.rstrip("/")
+        if not path.endswith("/api/v2"):
+            path = path + "/api/v2" if path else "/api/v2"
+        return require_secure(base + path + "/", "MAKE_ZONE")
+    if "/" in z or " " in z:
+        raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a zone. " + zones_hint())
+    host = z.lower()
+    if "." not in host:
+        host = f"{host}.make.com"
+    return f"https://{host}/api/v2/"
+
+
+def zones_hint() -> str:
+    return (
+        "Set MAKE_ZONE (or zone=...) to your Make zone, the host in your Make dashboard's "
+        "address bar: one of " + ", ".join(KNOWN_ZONES) + " (short forms like 'eu1' work), "
+        "or set MAKE_API_URL to the full API base."
+    )
+
+
+def _normalise_api_url(url: str) -> str:
+    url = url.strip()
+    require_secure(url, "MAKE_API_URL")
+    return url if url.endswith("/") else url + "/"
+
+
+@dataclass(frozen=True)
+class MakeConfig:
+    """Resolved settings of one login. ``client_secret`` never appears in the repr."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    redirect_uri: str = DEFAULT_REDIRECT_URI
+    issuer: str = DEFAULT_ISSUER
+    zone: str | None = None
+    api_url: str | None = None  # normalised API base ending in "/", or None when unknown
+    profile: str = "default"
+
+    @property
+    def confidential(self) -> bool:
+        return bool(self.client_secret)
+
+    @property
+    def wants_id_token(self) -> bool:
+        return "openid" in self.scopes
+
+    @classmethod
+    def resolve(
+        cls,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        *,
+        scopes: str | Iterable[str] | None = None,
+        redirect_uri: str | None = None,
+        zone: str | None = None,
+        issuer: str | None = None,
+        api_url: str | None = None,
+        profile: str = "default",
+        environ: Mapping[str, str] | None = None,
+    ) -> MakeConfig:
+        env = os.environ if environ is None else environ
+
+        def pick(value: str | None, name: str) -> str | None:
+            if value is not None and str(value).strip():
+                return str(value).strip()
+            got = env.get(name, "").strip()
+            return got or None
+
+        cid = pick(client_id, "MAKE_CLIENT_ID")
+        if not cid:
+            raise MissingClientIdError("No Make OAuth client id: MAKE_CLIENT_ID is not set. "
+                                       + _HOW_TO_GET_A_CLIENT)
+        secret = pick(client_secret, "MAKE_CLIENT_SECRET")
+        scope_list = parse_scopes(scopes) if scopes is not None else []
+        if not scope_list:
+            scope_list = parse_scopes(env.get("MAKE_SCOPES")) or list(DEFAULT_SCOPES)
+        redirect = pick(redirect_uri, "MAKE_REDIRECT_URI") or DEFAULT_REDIRECT_URI
+        require_secure(redirect, "The redirect URI (MAKE_REDIRECT_URI)")
+        iss = (pick(issuer, "MAKE_ISSUER") or DEFAULT_ISSUER).rstrip("/")
+        require_secure(iss, "The issuer (MAKE_ISSUER)")
+        zone_value = pick(zone, "MAKE_ZONE")
+        api = pick(api_url, "MAKE_API_URL")
+        if api:
+            api = _normalise_api_url(api)
+        elif zone_value:
+            api = api_base_for_zone(zone_value)
+        if not profile or not str(profile).strip():
+            raise MakeConfigError("The profile name must not be empty.")
+        return cls(
+            client_id=cid,
+            client_secret=secret,
+            scopes=tuple(scope_list),
+            redirect_uri=redirect,
+            issuer=iss,
+            zone=zone_value,
+            api_url=api,
+            profile=str(profile).strip(),
+        )

@@ -1,0 +1,211 @@
+"""Every error the package raises on purpose.
+
+Messages say what happened and what to do next. They never contain a token, an
+authorization code, a code verifier or a client secret: only the provider's error code,
+its description, an endpoint's name and host, or the name of a failed check.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+KNOWN_ZONES = (
+    "eu1.make.com",
+    "eu2.make.com",
+    "us1.make.com",
+    "us2.make.com",
+    "eu1.make.celonis.com",
+    "us1.make.celonis.com",
+)
+
+
+class MakeError(Exception):
+    """Base of every error make-notebook-auth raises on purpose."""
+
+
+class MakeConfigError(MakeError):
+    """A setting is missing or unusable (an API zone, an insecure URL, ...)."""
+
+
+class InsecureTransportError(MakeConfigError):
+    """A URL would carry credentials over plain http to a host that is not loopback."""
+
+    def __init__(self, what: str, url: str) -> None:
+        self.what = what
+        self.url = safe_url(url)
+        super().__init__(
+            f"{what} must use https (plain http is only allowed for loopback hosts "
+            f"such as 127.0.0.1 or localhost): {self.url}"
+        )
+
+
+class MakeAuthError(MakeError):
+    """A login or token problem."""
+
+
+class MissingClientIdError(MakeAuthError, MakeConfigError):
+    """No OAuth client id was given or found in the environment."""
+
+
+class AuthorizationResponseError(MakeAuthError):
+    """The reply pasted after approving could not be used."""
+
+
+class StateMismatchError(AuthorizationResponseError):
+    """The reply's ``state`` does not belong to a pending login (CSRF protection)."""
+
+
+class IssuerMismatchError(AuthorizationResponseError):
+    """The reply's ``iss`` (RFC 9207) names another authorization server (mix-up attack)."""
+
+
+class AuthorizationDeniedError(AuthorizationResponseError):
+    """The provider answered the authorization request with ``error=...``."""
+
+    def __init__(self, error: str, error_description: str | None = None) -> None:
+        self.error = error
+        self.error_description = error_description
+        if error == "access_denied":
+            hint = (
+                "The sign-in was declined or cancelled. Open the link again and choose "
+                "Approve/Allow to continue."
+            )
+        else:
+            hint = "Open the link again; if it keeps failing, check the client settings."
+        detail = f": {error_description}" if error_description else ""
+        super().__init__(f"Make refused the authorization ({error}{detail}). {hint}")
+
+
+class TokenEndpointError(MakeAuthError):
+    """The token endpoint refused a request (code exchange or refresh)."""
+
+    _HINTS = {
+        "invalid_grant": (
+            "The authorization code (or refresh token) is expired, already used or was issued "
+            "for another request. Open the sign-in link again and paste the new reply."
+        ),
+        "invalid_client": (
+            "Make did not accept the client credentials. Check MAKE_CLIENT_ID and "
+            "MAKE_CLIENT_SECRET (or leave the secret unset for a public client)."
+        ),
+        "invalid_request": "Make rejected the request as malformed; check the redirect URI.",
+        "unauthorized_client": "This client may not use this grant; check the client's settings.",
+        "unsupported_grant_type": "This client may not use this grant; check its settings.",
+        "invalid_scope": "A requested scope is not allowed; check MAKE_SCOPES.",
+    }
+
+    def __init__(
+        self,
+        error: str,
+        error_description: str | None = None,
+        status: int | None = None,
+        *,
+        action: str = "token request",
+    ) -> None:
+        self.error = error
+        self.error_description = error_description
+        self.status = status
+        detail = f": {error_description}" if error_description else ""
+        status_txt = f", HTTP {status}" if status is not None else ""
+        hint = self._HINTS.get(error, "Try logging in again.")
+        super().__init__(f"Make's token endpoint refused the {action} ({error}{detail}"
+                         f"{status_txt}). {hint}")
+
+
+class IDTokenError(MakeAuthError):
+    """The ID token failed a check; ``check`` names which one."""
+
+    def __init__(self, check: str, detail: str) -> None:
+        self.check = check
+        super().__init__(
+            f"The ID token was rejected ({check}): {detail}. The login was not completed; "
+            "open the sign-in link again. If this persists, the issuer setting may be wrong."
+        )
+
+
+class NotLoggedInError(MakeAuthError):
+    """No session for this profile."""
+
+    def __init__(self, profile: str = "default", extra: str = "") -> None:
+        self.profile = profile
+        flag = "" if profile == "default" else f" --profile {profile}"
+        arg = "" if profile == "default" else f"profile={profile!r}"
+        super().__init__(
+            f"Not logged in to Make (profile {profile!r}). In a notebook run "
+            f"`%load_ext make_notebook_auth` then `make = %make_login{flag}`; in Python use "
+            f"`auth = MakeAuth({arg})`, open `auth.start().url`, then "
+            f"`auth.finish(<pasted redirect URL>)`.{extra}"
+        )
+
+
+class LoginExpiredError(MakeAuthError):
+    """The access token expired and cannot be refreshed."""
+
+    def __init__(self, profile: str = "default", reason: str = "") -> None:
+        self.profile = profile
+        flag = "" if profile == "default" else f" --profile {profile}"
+        why = f" {reason}" if reason else ""
+        super().__init__(
+            f"The Make login for profile {profile!r} has expired.{why} Log in again: "
+            f"`make = %make_login{flag} --force` (or MakeAuth(...).start() / .finish())."
+        )
+
+
+class MakeNetworkError(MakeAuthError):
+    """An endpoint could not be reached or answered with something unusable."""
+
+    def __init__(self, endpoint: str, url: str, reason: str) -> None:
+        self.endpoint = endpoint
+        self.url = safe_url(url)
+        super().__init__(
+            f"Could not reach Make's {endpoint} endpoint at {self.url}: {reason}. "
+            "Check the network connection (or proxy / REQUESTS_CA_BUNDLE) and try again."
+        )
+
+
+class MakeAPIError(MakeError):
+    """The Make API answered with an error (``{"message", "detail", "code": "SC403", ...}``)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        message: str | None = None,
+        detail: str | None = None,
+        *,
+        suberrors: list | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.suberrors = list(suberrors or [])
+        self.url = safe_url(url) if url else None
+        parts = [f"Make API error {status}"]
+        if code:
+            parts[0] += f" {code}"
+        text = ": ".join(p for p in (message, detail) if p)
+        if text:
+            parts.append(text)
+        for sub in self.suberrors[:3]:
+            if isinstance(sub, dict) and sub.get("message"):
+                parts.append(str(sub["message"]))
+        if self.url:
+            parts.append(f"({self.url})")
+        super().__init__(" - ".join(parts[:1]) + (": " + "; ".join(parts[1:]) if parts[1:]
+                                                  else ""))
+
+
+def safe_url(url: str) -> str:
+    """The URL without query, fragment or user info: what is safe to show in a message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if not parts.scheme:
+        return parts.path or "<empty URL>"
+    return f"{parts.scheme}://{host}{parts.path}"

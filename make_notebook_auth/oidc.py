@@ -1,0 +1,259 @@
+"""OpenID Connect: provider discovery, the provider's key set, and ID-token checks.
+
+Discovery runs once per issuer per process (falling back to Make's documented paths when it
+fails). The key set is fetched with ``requests`` (so ``REQUESTS_CA_BUNDLE`` applies) and kept
+per process; a token signed with an unknown ``kid`` re-fetches it at once, one time. PyJWT
+does the signature and claim checks; ``jwt`` is imported only when a token is verified.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ._http import call, json_body
+from .config import require_secure
+from .errors import IDTokenError, MakeAuthError, MakeNetworkError
+
+MAKE_PATHS = {
+    "authorization_endpoint": "/oauth/v2/authorize",
+    "token_endpoint": "/oauth/v2/token",
+    "jwks_uri": "/oauth/v2/oidc/jwks",
+    "userinfo_endpoint": "/oauth/v2/oidc/userinfo",
+    "revocation_endpoint": "/oauth/v2/revoke",
+}
+ID_TOKEN_LEEWAY = 60.0  # seconds of clock skew tolerated for exp / iat
+_FORBIDDEN_ALGS = ("none",)
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """Where the authorization server's endpoints are and what it supports."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None
+    revocation_endpoint: str | None
+    id_token_algs: tuple[str, ...] = ("RS256",)
+    iss_parameter_supported: bool = False
+    from_discovery: bool = True
+
+    @classmethod
+    def make_defaults(cls, issuer: str) -> ProviderMetadata:
+        """Make's documented endpoint paths under ``issuer``."""
+        base = issuer.rstrip("/")
+        return cls(
+            issuer=issuer,
+            **{k: base + v for k, v in MAKE_PATHS.items()},
+            from_discovery=False,
+        )
+
+    @classmethod
+    def from_document(cls, issuer: str, doc: dict[str, Any]) -> ProviderMetadata:
+        advertised = str(doc.get("issuer") or "")
+        if advertised.rstrip("/") != issuer.rstrip("/"):
+            raise MakeAuthError(
+                f"The discovery document at {issuer} names another issuer ({advertised!r}). "
+                "Refusing to use it: check MAKE_ISSUER."
+            )
+        fallback = cls.make_defaults(issuer)
+        endpoints: dict[str, str | None] = {}
+        for key in MAKE_PATHS:
+            value = doc.get(key)
+            if value is None:
+                value = getattr(fallback, key) if key in ("authorization_endpoint",
+                                                          "token_endpoint", "jwks_uri") else None
+            if value is not None:
+                if not isinstance(value, str):
+                    raise MakeAuthError(f"The discovery document's {key} is not a URL.")
+                require_secure(value, f"The provider's {key}")
+            endpoints[key] = value
+        algs = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        safe_algs = tuple(a for a in algs if isinstance(a, str) and _asymmetric(a))
+        return cls(
+            issuer=advertised,
+            authorization_endpoint=str(endpoints["authorization_endpoint"]),
+            token_endpoint=str(endpoints["token_endpoint"]),
+            jwks_uri=str(endpoints["jwks_uri"]),
+            userinfo_endpoint=endpoints["userinfo_endpoint"],
+            revocation_endpoint=endpoints["revocation_endpoint"],
+            id_token_algs=safe_algs or ("RS256",),
+            iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported")
+            is True,
+            from_discovery=True,
+        )
+
+
+def _asymmetric(alg: str) -> bool:
+    return alg not in _FORBIDDEN_ALGS and alg[:2] in ("RS", "PS", "ES", "Ed")
+
+
+_discovered: dict[str, ProviderMetadata] = {}
+_discovery_lock = threading.Lock()
+
+
+def discover(issuer: str) -> ProviderMetadata:
+    """The provider's metadata: discovery once per issuer per process, else Make's paths."""
+    require_secure(issuer, "The issuer (MAKE_ISSUER)")
+    with _discovery_lock:
+        cached = _discovered.get(issuer)
+        if cached is not None:
+            return cached
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            resp = call("GET", url, "discovery")
+        except MakeNetworkError:
+            return ProviderMetadata.make_defaults(issuer)  # not cached: retried next login
+        doc = json_body(resp) if resp.status_code == 200 else None
+        if not isinstance(doc, dict):
+            return ProviderMetadata.make_defaults(issuer)
+        meta = ProviderMetadata.from_document(issuer, doc)
+        _discovered[issuer] = meta
+        return meta
+
+
+def forget_discovery() -> None:
+    """Drop cached discovery documents and key sets (tests, key rotation by hand)."""
+    with _discovery_lock:
+        _discovered.clear()
+    with _jwks_lock:
+        _jwks.clear()
+
+
+# --- key set -------------------------------------------------------------------------------
+
+_jwks: dict[str, Any] = {}  # jwks_uri -> jwt.PyJWKSet
+_jwks_lock = threading.Lock()
+
+
+def _fetch_jwks(jwks_uri: str) -> Any:
+    import jwt
+
+    resp = call("GET", jwks_uri, "JWKS")
+    doc = json_body(resp)
+    if resp.status_code != 200 or not isinstance(doc, dict):
+        raise IDTokenError("signature", f"the provider's key set could not be read "
+                                        f"(HTTP {resp.status_code})")
+    try:
+        return jwt.PyJWKSet.from_dict(doc)
+    except jwt.exceptions.PyJWKSetError as exc:
+        raise IDTokenError("signature", f"the provider's key set has no usable key ({exc})") \
+            from None
+
+
+def _key_set(jwks_uri: str, *, refresh: bool = False) -> Any:
+    with _jwks_lock:
+        if refresh or jwks_uri not in _jwks:
+            _jwks[jwks_uri] = _fetch_jwks(jwks_uri)
+        return _jwks[jwks_uri]
+
+
+def _candidate_keys(key_set: Any, kid: str | None, alg: str) -> list[Any]:
+    family = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}[alg[:2]]
+    keys = []
+    for key in key_set.keys:
+        if kid is not None and key.key_id != kid:
+            continue
+        if key.key_type != family:
+            continue
+        use = getattr(key, "public_key_use", None)
+        if use not in (None, "sig"):
+            continue
+        if key._jwk_data.get("alg") not in (None, alg):
+            continue
+        keys.append(key)
+    return keys
+
+
+# --- ID token ------------------------------------------------------------------------------
+
+
+def verify_id_token(
+    id_token: str,
+    metadata: ProviderMetadata,
+    client_id: str,
+    *,
+    nonce: str | None,
+    leeway: float = ID_TOKEN_LEEWAY,
+    expected_sub: str | None = None,
+) -> dict[str, Any]:
+    """Check an ID token and return its claims; raise ``IDTokenError`` naming the failed check."""
+    import jwt
+
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        raise IDTokenError("format", "it is not a signed JWT")
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.exceptions.DecodeError:
+        raise IDTokenError("format", "its header could not be decoded") from None
+    alg = header.get("alg")
+    allowed = metadata.id_token_algs
+    if not isinstance(alg, str) or alg not in allowed or not _asymmetric(alg):
+        raise IDTokenError(
+            "alg", f"it is signed with {alg!r}, expected one of {', '.join(allowed)}"
+        )
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise IDTokenError("format", "its key id is not a string")
+
+    keys = _candidate_keys(_key_set(metadata.jwks_uri), kid, alg)
+    if not keys:  # key rotation: fetch the key set again, once, right away
+        keys = _candidate_keys(_key_set(metadata.jwks_uri, refresh=True), kid, alg)
+    if not keys:
+        which = f"key id {kid!r}" if kid else f"an {alg} key"
+        raise IDTokenError("signature", f"the provider's key set has no {which}")
+
+    claims: dict[str, Any] | None = None
+    for key in keys:
+        try:
+            claims = jwt.decode(
+                id_token,
+                key=key.key,
+                algorithms=[alg],
+                audience=client_id,
+                issuer=metadata.issuer,
+                leeway=leeway,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+            break
+        except jwt.exceptions.InvalidSignatureError:
+            continue
+        except jwt.exceptions.ExpiredSignatureError:
+            raise IDTokenError("exp", "it has expired") from None
+        except jwt.exceptions.InvalidAudienceError:
+            raise IDTokenError("aud", "it was issued for another client") from None
+        except jwt.exceptions.InvalidIssuerError:
+            raise IDTokenError("iss", "it was issued by another issuer") from None
+        except jwt.exceptions.ImmatureSignatureError:
+            raise IDTokenError("iat", "it claims to be issued in the future") from None
+        except jwt.exceptions.MissingRequiredClaimError as exc:
+            raise IDTokenError(exc.claim, f"the {exc.claim!r} claim is missing") from None
+        except jwt.exceptions.InvalidIssuedAtError:
+            raise IDTokenError("iat", "its 'iat' claim is not a number") from None
+        except jwt.exceptions.PyJWTError as exc:
+            raise IDTokenError("format", type(exc).__name__) from None
+    if claims is None:
+        raise IDTokenError("signature", "the signature does not match the provider's key")
+
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or iat > time.time() + leeway:
+        raise IDTokenError("iat", "it claims to be issued in the future")
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    azp = claims.get("azp")
+    if len(audiences) > 1 and azp is None:
+        raise IDTokenError("azp", "it has several audiences but no authorized party (azp)")
+    if azp is not None and azp != client_id:
+        raise IDTokenError("azp", "its authorized party (azp) is another client")
+    if nonce is not None:
+        got = claims.get("nonce")
+        if not isinstance(got, str) or not hmac.compare_digest(got, nonce):
+            raise IDTokenError("nonce", "its nonce does not match this login (replayed token?)")
+    if expected_sub is not None and claims.get("sub") != expected_sub:
+        raise IDTokenError("sub", "a refreshed ID token names another user")
+    return claims

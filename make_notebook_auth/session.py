@@ -1,0 +1,385 @@
+"""``MakeSession``: an authenticated ``requests`` session for Make's API.
+
+A subclass of requests-oauthlib's ``OAuth2Session`` (``.token`` keeps its meaning), but the
+bearer header, refresh and transport rule are the package's own: oauthlib refuses plain http
+even to loopback hosts, refreshes without coordination between threads, and logs tokens.
+
+- Relative paths (``"users/me"``) resolve against the API base (``MAKE_API_URL`` or the zone).
+- The access token goes only to the API's host (or a known Make zone host), over https or
+  loopback http; other URLs are requested without it.
+- Shortly before expiry a session with a refresh token refreshes, one refresh at a time however
+  many threads ask (threads that waited use the new token). A session without one raises
+  ``LoginExpiredError`` instead of sending a dead token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests_oauthlib import OAuth2Session
+
+from . import registry, tokens
+from ._http import TIMEOUT, USER_AGENT, call, json_body
+from .config import MakeConfig, is_loopback_host, parse_scopes, zones_hint
+from .errors import (
+    KNOWN_ZONES,
+    InsecureTransportError,
+    LoginExpiredError,
+    MakeAuthError,
+    MakeConfigError,
+    NotLoggedInError,
+    TokenEndpointError,
+)
+from .oidc import ProviderMetadata, verify_id_token
+
+MAX_REFRESH_MARGIN = 60.0  # seconds before expiry at which a long-lived token is refreshed
+REFRESH_MARGIN_FRACTION = 0.1  # ... or this share of its lifetime, whichever is smaller
+
+
+class RevocationWarning(UserWarning):
+    """Logged out locally, but the provider could not revoke every token."""
+
+
+class LoginPendingError(NotLoggedInError):
+    """The session was handed out before its login finished."""
+
+    def __init__(self, profile: str = "default") -> None:
+        super().__init__(profile)
+        self.args = (
+            "The Make login is not finished yet: open the sign-in link in the login panel "
+            "above, approve, then paste the address you were sent to into the panel (or run "
+            "the login cell again).",
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http"
+                          else None)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def _is_make_host(host: str) -> bool:
+    return host in KNOWN_ZONES or host.endswith(".make.com") or host.endswith(".make.celonis.com")
+
+
+class MakeSession(OAuth2Session):
+    """An authenticated session for Make's API (``requests.Session`` + OAuth 2.0 tokens)."""
+
+    def __init__(
+        self,
+        config: MakeConfig,
+        metadata: ProviderMetadata | None = None,
+        token: dict[str, Any] | None = None,
+        *,
+        id_claims: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            client_id=config.client_id,
+            scope=list(config.scopes),
+            redirect_uri=config.redirect_uri,
+        )
+        self.headers["User-Agent"] = USER_AGENT
+        self.config = config
+        self.metadata = metadata
+        self.id_claims: dict[str, Any] = dict(id_claims or {})
+        self._status = "pending"
+        self._refresh_lock = threading.Lock()
+        self._token_listeners: list[Callable[[MakeSession], None]] = []
+        self._logout_listeners: list[Callable[[MakeSession], None]] = []
+        self._api_base = config.api_url
+        self._api_origin = _origin(config.api_url) if config.api_url else None
+        self._userinfo_cache: dict[str, Any] | None = None
+        if token:
+            self._activate(token, metadata, id_claims)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    @property
+    def logged_in(self) -> bool:
+        return self._status == "active"
+
+    @property
+    def pending(self) -> bool:
+        return self._status == "pending"
+
+    @property
+    def api_url(self) -> str | None:
+        """The API base that relative paths resolve against (ends with ``/``)."""
+        return self._api_base
+
+    @property
+    def zone(self) -> str | None:
+        """The zone host of the API base (``eu1.make.com``), when known."""
+        return urlsplit(self._api_base).hostname if self._api_base else None
+
+    @property
+    def scopes(self) -> list[str]:
+        """The granted scopes (the token response's ``scope``, else those requested)."""
+        granted = (self.token or {}).get("scope")
+        return parse_scopes(granted) if granted else list(self.config.scopes)
+
+    @property
+    def expires_at(self) -> float | None:
+        value = (self.token or {}).get("expires_at")
+        return float(value) if value is not None else None
+
+    @property
+    def expires_in(self) -> float | None:
+        exp = self.expires_at
+        return None if exp is None else exp - time.time()
+
+    @property
+    def can_refresh(self) -> bool:
+        return bool((self.token or {}).get("refresh_token"))
+
+    def add_token_listener(self, listener: Callable[[MakeSession], None]) -> None:
+        """Call ``listener(session)`` after every new token (login, refresh)."""
+        self._token_listeners.append(listener)
+
+    def add_logout_listener(self, listener: Callable[[MakeSession], None]) -> None:
+        self._logout_listeners.append(listener)
+
+    def _activate(
+        self,
+        token: dict[str, Any],
+        metadata: ProviderMetadata | None,
+        id_claims: dict[str, Any] | None,
+    ) -> None:
+        self.token = token if isinstance(token, tokens.Token) else tokens.Token(token)
+        if metadata is not None:
+            self.metadata = metadata
+        if id_claims is not None:
+            self.id_claims = dict(id_claims)
+        self._userinfo_cache = None
+        self._status = "active"
+        registry.remember(self)
+        self._notify_token()
+
+    def _notify_token(self) -> None:
+        for listener in list(self._token_listeners):
+            listener(self)
+
+    def __repr__(self) -> str:
+        who = self.id_claims.get("sub")
+        parts = [f"profile={self.profile!r}", f"status={self._status!r}"]
+        if who:
+            parts.append(f"sub={who!r}")
+        if self._api_base:
+            parts.append(f"api_url={self._api_base!r}")
+        if self.logged_in:
+            parts.append(f"scopes={self.scopes!r}")
+            left = self.expires_in
+            if left is not None:
+                parts.append(f"expires_in={max(0, int(left))}s")
+        return f"<MakeSession {' '.join(parts)}>"
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    def resolve_url(self, url: str | bytes) -> str:
+        """An absolute URL: relative paths are taken below the API base."""
+        if isinstance(url, bytes):
+            url = url.decode()
+        if "://" in url:
+            return url
+        if not self._api_base:
+            raise MakeConfigError(
+                f"Don't know which Make zone to send {url!r} to. " + zones_hint()
+            )
+        return urljoin(self._api_base, url.lstrip("/"))
+
+    def _takes_token(self, url: str) -> bool:
+        origin = _origin(url)
+        scheme, host, _ = origin
+        matches = origin == self._api_origin or (scheme in ("https", "http")
+                                                  and _is_make_host(host))
+        if not matches:
+            return False
+        if scheme == "https" or (scheme == "http" and is_loopback_host(host)):
+            return True
+        raise InsecureTransportError("A request carrying the Make access token", url)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def _margin(self, token: dict[str, Any]) -> float:
+        lifetime = token.lifetime if isinstance(token, tokens.Token) else None
+        if lifetime is None:
+            return MAX_REFRESH_MARGIN
+        return max(0.0, min(MAX_REFRESH_MARGIN, lifetime * REFRESH_MARGIN_FRACTION))
+
+    def _needs_refresh(self, token: dict[str, Any]) -> bool:
+        exp = token.get("expires_at")
+        if exp is None:
+            return False
+        return time.time() >= float(exp) - self._margin(token)
+
+    def access_token(self) -> str:
+        """A valid access token, refreshed first if it is about to expire."""
+        if self._status == "pending":
+            raise LoginPendingError(self.profile)
+        if self._status != "active":
+            raise NotLoggedInError(self.profile, " (This session was logged out.)")
+        token = self.token
+        if self._needs_refresh(token):
+            with self._refresh_lock:  # single flight: waiters find the fresh token
+                token = self.token
+                if self._status != "active":
+                    raise NotLoggedInError(self.profile, " (This session was logged out.)")
+                if self._needs_refresh(token):
+                    if token.get("refresh_token"):
+                        self._refresh_locked(token)
+                    elif time.time() >= float(token["expires_at"]):
+                        raise LoginExpiredError(
+                            self.profile,
+                            "Make issued no refresh token for this client (public clients "
+                            "usually get none).",
+                        )
+                token = self.token
+        return str(token["access_token"])
+
+    def refresh(self) -> None:
+        """Refresh now (needs a refresh token)."""
+        with self._refresh_lock:
+            if not self.can_refresh:
+                raise LoginExpiredError(self.profile, "There is no refresh token to use.")
+            self._refresh_locked(self.token)
+
+    def _refresh_locked(self, token: dict[str, Any]) -> None:
+        meta = self._require_metadata()
+        try:
+            new = tokens.refresh(self.config, meta.token_endpoint, token["refresh_token"])
+        except TokenEndpointError as exc:
+            if exc.error in ("invalid_grant", "invalid_token"):
+                # The grant is gone: drop the dead refresh token so no other thread retries it.
+                dead = tokens.Token(token)
+                dead.pop("refresh_token", None)
+                self.token = dead
+                raise LoginExpiredError(
+                    self.profile, f"Make refused the refresh token ({exc.error})."
+                ) from None
+            raise
+        if "refresh_token" not in new:  # not rotated: keep the one we have
+            new["refresh_token"] = token["refresh_token"]
+        claims = self.id_claims
+        if new.get("id_token") and self.config.wants_id_token:
+            claims = verify_id_token(
+                new["id_token"], meta, self.config.client_id, nonce=None,
+                expected_sub=self.id_claims.get("sub"),
+            )
+        elif token.get("id_token"):
+            new["id_token"] = token["id_token"]
+        self.token = new
+        self.id_claims = dict(claims)
+        self._notify_token()
+
+    def _require_metadata(self) -> ProviderMetadata:
+        if self.metadata is None:
+            from .oidc import discover
+
+            self.metadata = discover(self.config.issuer)
+        return self.metadata
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(  # type: ignore[override]
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        data: Any = None,
+        headers: Any = None,
+        withhold_token: bool = False,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        files: Any = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request; relative paths go to the API base, with the bearer token."""
+        full = self.resolve_url(url)
+        if not withhold_token and self._takes_token(full):
+            if not headers or "Authorization" not in headers:
+                headers = dict(headers or {})
+                headers["Authorization"] = "Bearer " + self.access_token()
+        kwargs.setdefault("timeout", TIMEOUT)
+        return requests.Session.request(
+            self, method, full, data=data, headers=headers, files=files, **kwargs
+        )
+
+    # -- OpenID Connect -------------------------------------------------------------------
+
+    def userinfo(self) -> dict[str, Any]:
+        """The OIDC userinfo claims: access token as bearer first, the ID token if refused."""
+        meta = self._require_metadata()
+        endpoint = meta.userinfo_endpoint
+        if not endpoint:
+            raise MakeAuthError("This provider has no userinfo endpoint.")
+        resp = call("GET", endpoint, "userinfo",
+                    headers={"Authorization": "Bearer " + self.access_token()})
+        id_token = (self.token or {}).get("id_token")
+        if resp.status_code in (401, 403) and id_token:
+            resp = call("GET", endpoint, "userinfo",
+                        headers={"Authorization": f"Bearer {id_token}"})
+        body = json_body(resp)
+        if resp.status_code != 200 or not isinstance(body, dict):
+            raise MakeAuthError(
+                f"Make's userinfo endpoint answered HTTP {resp.status_code}. The login may have "
+                "been revoked: log in again."
+            )
+        sub = self.id_claims.get("sub")
+        if sub is not None and body.get("sub") != sub:
+            raise MakeAuthError(
+                "Make's userinfo names another user than the ID token; refusing the answer."
+            )
+        self._userinfo_cache = body
+        return body
+
+    # -- logout ---------------------------------------------------------------------------
+
+    def logout(self) -> bool:
+        """Revoke the refresh and access tokens, then forget the session.
+
+        Returns True when the provider revoked everything. If revocation fails, the session is
+        still logged out locally and a ``RevocationWarning`` says what could not be revoked.
+        """
+        with self._refresh_lock:
+            token = tokens.Token(self.token or {})
+            was_active = self._status == "active"
+            self._status = "logged_out"
+            self.token = {}
+            self.id_claims = {}
+            self._userinfo_cache = None
+        registry.forget(self.profile, self)
+        problems: list[str] = []
+        if was_active:
+            endpoint = self.metadata.revocation_endpoint if self.metadata else None
+            if endpoint is None:
+                problems.append("the provider has no revocation endpoint")
+            else:
+                for kind in ("refresh_token", "access_token"):
+                    value = token.get(kind)
+                    if value:
+                        reason = tokens.revoke(self.config, endpoint, value, kind)
+                        if reason:
+                            problems.append(f"{kind.replace('_', ' ')}: {reason}")
+        for listener in list(self._logout_listeners):
+            listener(self)
+        if problems:
+            warnings.warn(
+                RevocationWarning(
+                    "Logged out locally, but Make could not revoke every token ("
+                    + "; ".join(problems) + "). Tokens not revoked stay valid until they "
+                    "expire; to cut them off, remove the app's access in your Make profile."
+                ),
+                stacklevel=2,
+            )
+            return False
+        return True

@@ -1,0 +1,35 @@
+"""The shape every test OpenID provider fixture hands to the tests.
+
+Two providers implement it: panva's ``oidc-provider`` (Node, ``tests/fixtures_oidc.py``)
+and the package's own sandbox (``tests/fixtures_sandbox.py``). The flow tests are written
+once against this interface and parametrised by provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+REDIRECT_URI = "http://127.0.0.1:8765/callback"
+
+
+@dataclass
+class ProviderHandle:
+    name: str  # "oidc-provider" or "sandbox"
+    issuer: str  # e.g. "http://127.0.0.1:PORT" (no trailing slash)
+    api_url: str  # e.g. "http://127.0.0.1:PORT/api/v2/" -- a Make-like API accepting issued tokens
+    public_client_id: str  # token_endpoint_auth_method "none", PKCE S256 required
+    confidential_client_id: str  # client_secret_post, gets rotating refresh tokens
+    confidential_client_secret: str = field(repr=False)
+    # Same two kinds of client, but access tokens live only SHORT_TTL seconds.
+    short_public_client_id: str = ""
+    short_confidential_client_id: str = ""
+    short_confidential_client_secret: str = field(default="", repr=False)
+    short_ttl: int = 4
+    redirect_uri: str = REDIRECT_URI  # registered for every client above
+    # authorize(url, approve=True, user="alice") -> the redirect URL (with code/state/iss, or
+    # error=access_denied when approve=False) that the browser would be sent to. Drives login and
+    # consent over plain HTTP with requests, never follows the final redirect to redirect_uri.
+    authorize: Callable[..., str] = field(repr=False, default=lambda url, **kw: "")
+    # Users known to the provider: user id -> claims userinfo returns (at least "sub").
+    users: dict = field(default_factory=dict)

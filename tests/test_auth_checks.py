@@ -1,0 +1,316 @@
+"""MakeAuth's refusals, end to end over HTTP against the scriptable provider on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from make_notebook_auth import (
+    AuthorizationDeniedError,
+    AuthorizationResponseError,
+    IDTokenError,
+    IssuerMismatchError,
+    LoginExpiredError,
+    MakeAuth,
+    MakeAuthError,
+    RevocationWarning,
+    StateMismatchError,
+    TokenEndpointError,
+    get_session,
+)
+
+
+def make_auth(hostile, **kw):
+    kw.setdefault("client_secret", "s3cr3t-value-xyz")
+    return MakeAuth(hostile.client_id, issuer=hostile.issuer,
+                    api_url=hostile.issuer + "/api/v2", **kw)
+
+
+def login(hostile, **kw):
+    auth = make_auth(hostile, **kw)
+    return auth, auth.finish(hostile.authorize(auth.start().url))
+
+
+def test_happy_path_and_request_parameters(hostile):
+    auth = make_auth(hostile)
+    req = auth.start()
+    q = {k: v[0] for k, v in parse_qs(urlsplit(req.url).query).items()}
+    assert req.url.startswith(hostile.issuer + "/oauth/v2/authorize?")
+    assert q["response_type"] == "code"
+    assert q["client_id"] == hostile.client_id
+    assert q["redirect_uri"] == "http://127.0.0.1:8765/callback"
+    assert q["code_challenge_method"] == "S256"
+    assert len(q["code_challenge"]) == 43
+    assert q["state"] == req.state and q["nonce"]
+    assert "openid" in q["scope"].split()
+    assert req._code_verifier not in repr(req) and q["nonce"] not in repr(req)
+    session = auth.finish(hostile.authorize(req.url))
+    assert session.id_claims["sub"] == "user-1"
+    assert session.logged_in and get_session() is session
+    token_call = [f for m, p, f in hostile.requests if p == "/oauth/v2/token"][0]
+    assert token_call["client_secret"] == "s3cr3t-value-xyz"  # client_secret_post
+    assert token_call["redirect_uri"] == "http://127.0.0.1:8765/callback"
+    assert len(token_call["code_verifier"]) >= 43
+    assert "_authorization" not in token_call  # no Basic auth
+
+
+def _finish_with(hostile, mutate=None, *, id_token_for=None):
+    if mutate is not None:
+        hostile.claims_for = lambda nonce: mutate(hostile.default_claims(nonce))
+    if id_token_for is not None:
+        hostile.id_token_for = id_token_for
+    auth = make_auth(hostile)
+    req = auth.start()
+    with pytest.raises(IDTokenError) as info:
+        auth.finish(hostile.authorize(req.url))
+    assert auth.pending is req  # the login can be tried again
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("check", "mutate"),
+    [
+        ("aud", lambda c: {**c, "aud": "someone-else"}),
+        ("iss", lambda c: {**c, "iss": "https://evil.example"}),
+        ("exp", lambda c: {**c, "exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}),
+        ("iat", lambda c: {**c, "iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200}),
+        ("nonce", lambda c: {**c, "nonce": "not-the-nonce"}),
+        ("nonce", lambda c: {k: v for k, v in c.items() if k != "nonce"}),
+        ("azp", lambda c: {**c, "aud": [c["aud"], "other"]}),
+        ("azp", lambda c: {**c, "aud": [c["aud"], "other"], "azp": "other"}),
+        ("sub", lambda c: {k: v for k, v in c.items() if k != "sub"}),
+    ],
+)
+def test_id_token_claim_checks(hostile, check, mutate):
+    err = _finish_with(hostile, mutate)
+    assert err.check == check
+    assert check in str(err)
+
+
+def test_several_audiences_with_matching_azp_is_accepted(hostile):
+    hostile.claims_for = lambda n: {**hostile.default_claims(n),
+                                    "aud": [hostile.client_id, "other"], "azp": hostile.client_id}
+    _, session = login(hostile)
+    assert session.id_claims["azp"] == hostile.client_id
+
+
+def test_bad_signature(hostile):
+    other = hostile.signer.new_key()  # same kid as published, signed by another key
+    err = _finish_with(hostile, id_token_for=lambda c: hostile.signer.sign(
+        c, kid=other, headers={"kid": hostile.signer.current}))
+    assert err.check == "signature"
+
+
+def test_alg_none_and_hmac_are_refused(hostile):
+    err = _finish_with(hostile, id_token_for=lambda c: hostile.signer.sign(c, alg="none"))
+    assert err.check == "alg"
+    err = _finish_with(hostile, id_token_for=lambda c: hostile.signer.sign(c, alg="HS256"))
+    assert err.check == "alg"
+
+
+def test_advertised_hmac_is_still_refused(hostile):
+    hostile.discovery_extra = {"id_token_signing_alg_values_supported": ["HS256", "none"]}
+    err = _finish_with(hostile, id_token_for=lambda c: hostile.signer.sign(c, alg="HS256"))
+    assert err.check == "alg"
+
+
+def test_unknown_kid_refetches_jwks_once(hostile):
+    _, session = login(hostile)  # warms the key-set cache
+    session.logout()
+    assert hostile.calls("/oauth/v2/oidc/jwks") == 1
+    new = hostile.signer.new_key()
+    hostile.signer.publish(new)
+    hostile.signer.current = new
+    _, session = login(hostile)
+    assert session.logged_in
+    assert hostile.calls("/oauth/v2/oidc/jwks") == 2
+    # a kid the provider never publishes: exactly one more fetch, then a clear refusal
+    hostile.signer.current = hostile.signer.new_key()
+    err = _finish_with(hostile)
+    assert err.check == "signature"
+    assert hostile.calls("/oauth/v2/oidc/jwks") == 3
+
+
+def test_missing_id_token_is_refused(hostile):
+    hostile.id_token_for = lambda c: ""
+    err = _finish_with(hostile)
+    assert err.check == "missing"
+
+
+def test_state_mismatch_keeps_pending_usable(hostile):
+    auth = make_auth(hostile)
+    req = auth.start()
+    reply = hostile.authorize(req.url)
+    forged = reply.replace(req.state, "forged-state")
+    with pytest.raises(StateMismatchError) as info:
+        auth.finish(forged)
+    assert "state" in str(info.value)
+    assert auth.finish(reply).logged_in
+
+
+def test_iss_mismatch_and_missing_iss(hostile):
+    hostile.discovery_extra = {"authorization_response_iss_parameter_supported": True}
+    auth = make_auth(hostile)
+    req = auth.start()
+    reply = hostile.authorize(req.url)
+    with pytest.raises(IssuerMismatchError):
+        auth.finish(reply.replace("iss=", "iss=https%3A%2F%2Fevil.example&x="))
+    without_iss = reply.split("&iss=")[0]
+    with pytest.raises(IssuerMismatchError):
+        auth.finish(without_iss)
+    code = parse_qs(urlsplit(reply).query)["code"][0]
+    assert auth.finish(code).logged_in  # a bare code carries no iss: accepted
+
+
+def test_denied_and_provider_error(hostile):
+    auth = make_auth(hostile)
+    req = auth.start()
+    with pytest.raises(AuthorizationDeniedError) as info:
+        auth.finish(hostile.authorize(req.url, approve=False))
+    assert info.value.error == "access_denied"
+    assert "access_denied" in str(info.value) and "Approve" in str(info.value)
+    assert auth.finish(hostile.authorize(req.url)).logged_in
+
+
+@pytest.mark.parametrize("form", ["url", "query", "query?", "code", "quoted", "spaced"])
+def test_paste_forms(hostile, form):
+    auth = make_auth(hostile)
+    reply = hostile.authorize(auth.start().url)
+    query = urlsplit(reply).query
+    code = parse_qs(query)["code"][0]
+    pasted = {"url": reply, "query": query, "query?": "?" + query, "code": code,
+              "quoted": f'  "{reply}"\n', "spaced": f"\t'{code}'  "}[form]
+    assert auth.finish(pasted).logged_in
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "hello world!", "https://x.test/cb?foo=bar",
+                                 "code=a&code=b&state=s"])
+def test_wrong_paste_is_explained_and_echoes_nothing(hostile, bad):
+    auth = make_auth(hostile)
+    req = auth.start()
+    with pytest.raises(AuthorizationResponseError) as info:
+        auth.finish(bad)
+    assert "address bar" in str(info.value) or "repeats" in str(info.value)
+    if bad.strip():
+        assert bad.strip() not in str(info.value)
+    assert auth.pending is req
+
+
+def test_reused_code_reports_invalid_grant_and_stays_pending(hostile):
+    auth = make_auth(hostile)
+    req = auth.start()
+    reply = hostile.authorize(req.url)
+    hostile.codes.clear()  # the provider has forgotten the code (expired/used)
+    with pytest.raises(TokenEndpointError) as info:
+        auth.finish(reply)
+    assert info.value.error == "invalid_grant" and info.value.status == 400
+    assert "invalid_grant" in str(info.value) and "again" in str(info.value)
+    assert auth.finish(hostile.authorize(req.url)).logged_in
+
+
+def test_reply_after_completion_is_explained(hostile):
+    auth = make_auth(hostile)
+    reply = hostile.authorize(auth.start().url)
+    auth.finish(reply)
+    with pytest.raises(AuthorizationResponseError, match="already used"):
+        auth.finish(reply)
+
+
+def test_discovery_naming_another_issuer_is_refused(hostile):
+    hostile.discovery_extra = {"issuer": "https://evil.example"}
+    with pytest.raises(MakeAuthError, match="another issuer"):
+        make_auth(hostile).start()
+
+
+def test_discovery_failure_falls_back_to_make_paths(hostile):
+    hostile.discovery_status = 500
+    auth = make_auth(hostile)
+    assert auth.start().url.startswith(hostile.issuer + "/oauth/v2/authorize?")
+    assert auth.metadata.from_discovery is False
+
+
+def test_discovery_and_jwks_once_per_process(hostile):
+    for _ in range(3):
+        login(hostile)
+    assert hostile.calls("/.well-known/openid-configuration") == 1
+    assert hostile.calls("/oauth/v2/oidc/jwks") == 1
+    assert hostile.calls("/oauth/v2/token") == 3
+
+
+def test_threads_at_expiry_refresh_once(hostile):
+    hostile.expires_in = 2
+    hostile.refresh_delay = 0.3
+    _, session = login(hostile)
+    assert not session._needs_refresh(session.token)  # a short token is not stale on arrival
+    old_refresh = session.token["refresh_token"]
+    time.sleep(2.1)
+    got: list[str] = []
+    barrier = threading.Barrier(12)
+
+    def worker():
+        barrier.wait()
+        got.append(session.access_token())
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert hostile.refresh_count == 1
+    assert len(set(got)) == 1 and len(got) == 12
+    assert session.token["refresh_token"] != old_refresh  # rotation kept
+
+
+def test_public_session_past_expiry_says_log_in_again(hostile):
+    hostile.expires_in = 1
+    hostile.refresh_tokens = False
+    _, session = login(hostile, client_secret=None)
+    time.sleep(1.2)
+    with pytest.raises(LoginExpiredError, match="Log in again"):
+        session.get("users/me")
+
+
+def test_failed_revocation_still_logs_out_and_says_so(hostile):
+    hostile.revoke_status = 503
+    _, session = login(hostile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert session.logout() is False
+    assert any(issubclass(w.category, RevocationWarning) for w in caught)
+    assert "Logged out locally" in str(caught[0].message)
+    assert not session.logged_in
+    with pytest.raises(MakeAuthError):
+        get_session()
+    revokes = [f for m, p, f in hostile.requests if p == "/oauth/v2/revoke"]
+    assert [f["token_type_hint"] for f in revokes] == ["refresh_token", "access_token"]
+    assert all(f["client_secret"] == "s3cr3t-value-xyz" for f in revokes)
+
+
+def test_userinfo_falls_back_to_id_token(hostile):
+    _, session = login(hostile)
+    original = hostile.handle
+
+    def handle(method, path, form):
+        if path == "/oauth/v2/oidc/userinfo" and form.get("_authorization", "").startswith(
+                "Bearer at-"):
+            hostile.requests.append((method, path, form))
+            return 401, {"error": "invalid_token"}
+        return original(method, path, form)
+
+    hostile.handle = handle
+    assert session.userinfo()["name"] == "Hostile Tester"
+    bearers = [f["_authorization"] for m, p, f in hostile.requests
+               if p == "/oauth/v2/oidc/userinfo"]
+    assert bearers[0].startswith("Bearer at-")
+    assert bearers[1] == "Bearer " + session.token["id_token"]
+
+
+def test_userinfo_for_another_user_is_refused(hostile):
+    _, session = login(hostile)
+    hostile.userinfo_claims = {"sub": "somebody-else"}
+    with pytest.raises(MakeAuthError, match="another user"):
+        session.userinfo()
