@@ -65,9 +65,8 @@ class ProviderMetadata:
         endpoints: dict[str, str | None] = {}
         for key in MAKE_PATHS:
             value = doc.get(key)
-            if value is None:
-                value = getattr(fallback, key) if key in ("authorization_endpoint",
-                                                          "token_endpoint", "jwks_uri") else None
+            if value is None:  # not advertised: Make's documented path (revocation, e.g.)
+                value = getattr(fallback, key)
             if value is not None:
                 if not isinstance(value, str):
                     raise MakeAuthError(f"The discovery document's {key} is not a URL.")
@@ -164,7 +163,7 @@ def _candidate_keys(key_set: Any, kid: str | None, alg: str) -> list[Any]:
         use = getattr(key, "public_key_use", None)
         if use not in (None, "sig"):
             continue
-        if key._jwk_data.get("alg") not in (None, alg):
+        if getattr(key, "_jwk_data", {}).get("alg") not in (None, alg):
             continue
         keys.append(key)
     return keys

@@ -7,8 +7,8 @@ once against this interface and parametrised by provider.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
