@@ -49,7 +49,11 @@ class ProviderMetadata:
         base = issuer.rstrip("/")
         return cls(
             issuer=issuer,
-            **{k: base + v for k, v in MAKE_PATHS.items()},
+            authorization_endpoint=base + MAKE_PATHS["authorization_endpoint"],
+            token_endpoint=base + MAKE_PATHS["token_endpoint"],
+            jwks_uri=base + MAKE_PATHS["jwks_uri"],
+            userinfo_endpoint=base + MAKE_PATHS["userinfo_endpoint"],
+            revocation_endpoint=base + MAKE_PATHS["revocation_endpoint"],
             from_discovery=False,
         )
 
