@@ -1,0 +1,93 @@
+"""``make-notebook-auth sandbox`` / ``python -m make_notebook_auth.sandbox``: run the sandbox
+until interrupted, after printing the settings to use as ``NAME=value`` lines on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .app import Sandbox, is_loopback
+
+DEFAULT_PORT = 8764
+
+
+def build_parser(prog: str = "make-notebook-auth sandbox") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a local stand-in for Make (OpenID provider + Make-like API). "
+                    "Prints the settings to use as NAME=value lines, then serves until "
+                    "interrupted.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; keep it loopback)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port (default {DEFAULT_PORT}; 0 picks a free port)")
+    parser.add_argument("--confidential", action="store_true",
+                        help="print settings for the confidential client (with a throwaway "
+                             "MAKE_CLIENT_SECRET) instead of the public PKCE client")
+    parser.add_argument("--rate-limit", type=int, metavar="N", default=None,
+                        help="answer 429 with Retry-After after N API requests per minute "
+                             "per token")
+    parser.add_argument("--access-token-ttl", type=int, metavar="SECONDS", default=3600,
+                        help="access token lifetime (default 3600)")
+    parser.add_argument("--browser-base-url", metavar="URL", default=None,
+                        help="public address of the sandbox for the browser when behind a "
+                             "proxy, e.g. https://hub.example/user/ana/proxy/{port} ({port} is "
+                             "replaced by the port)")
+    return parser
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(argv: Sequence[str] | None = None, prog: str = "make-notebook-auth sandbox") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.rate_limit is not None and args.rate_limit < 1:
+        print("--rate-limit must be at least 1", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print(f"warning: listening on {args.host}, not loopback: anyone who can reach it can "
+              "sign in as a demo user", file=sys.stderr, flush=True)
+    sandbox = Sandbox(args.host, args.port, confidential=args.confidential,
+                      access_token_ttl=args.access_token_ttl, rate_limit=args.rate_limit,
+                      browser_base_url=args.browser_base_url)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    for name, value in sandbox.settings().items():
+        sys.stdout.write(f"{name}={value}\n")
+    sys.stdout.flush()
+    print(f"Make sandbox serving at {sandbox.issuer} (API {sandbox.api_url}); "
+          "demo users: alice, bob, carol. Press Ctrl+C to stop.", file=sys.stderr, flush=True)
+    previous = signal.signal(signal.SIGTERM, _stop_on_signal)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sandbox.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry: accepts ``sandbox [options]`` or just the options."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "sandbox":
+        args = args[1:]
+    elif args and not args[0].startswith("-"):
+        print(f"make-notebook-auth: unknown command {args[0]!r}; try "
+              "'make-notebook-auth sandbox --help'", file=sys.stderr)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
