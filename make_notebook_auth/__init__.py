@@ -5,6 +5,7 @@
 >>> print(auth.start().url)        # open, approve, copy the address you land on
 >>> make = auth.finish("http://127.0.0.1:8765/callback?code=...&state=...")
 >>> make.get("users/me").json()
+>>> make.frame("scenarios", {"teamId": 1})     # every page, as a DataFrame
 
 In a notebook: ``%load_ext make_notebook_auth`` then ``make = %make_login``.
 """
@@ -17,6 +18,7 @@ from ._version import __version__
 from .api import get_session, logout, userinfo_frame
 from .auth import MakeAuth
 from .errors import (
+    KNOWN_ZONES,
     AuthorizationDeniedError,
     AuthorizationResponseError,
     IDTokenError,
@@ -30,6 +32,7 @@ from .errors import (
     MakeNetworkError,
     MissingClientIdError,
     NotLoggedInError,
+    RememberedLoginWarning,
     StateMismatchError,
     TokenEndpointError,
 )
@@ -60,6 +63,7 @@ def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
 
 
 __all__ = [
+    "KNOWN_ZONES",
     "AuthorizationDeniedError",
     "AuthorizationRequest",
     "AuthorizationResponseError",
@@ -77,6 +81,7 @@ __all__ = [
     "MakeSession",
     "MissingClientIdError",
     "NotLoggedInError",
+    "RememberedLoginWarning",
     "RevocationWarning",
     "StateMismatchError",
     "TokenEndpointError",

@@ -2,28 +2,84 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
 from typing import TYPE_CHECKING
 
 from . import registry
-from .errors import NotLoggedInError
+from .config import MakeConfig
+from .errors import LoginExpiredError, MakeConfigError, NotLoggedInError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .session import MakeSession
 
+_restore_lock = threading.Lock()
+
+
+def _restore(profile: str) -> MakeSession | None:
+    """The login remembered on disk for ``profile`` (see ``MakeAuth(remember=True)``)."""
+    from . import cache  # persistence is an edge: imported only when needed
+
+    if not cache.exists(profile):
+        return None
+    with _restore_lock:
+        session = registry.lookup(profile)  # another thread may have restored it meanwhile
+        if session is not None and session.logged_in:
+            return session
+        try:
+            config = MakeConfig.resolve(profile=profile)
+        except MakeConfigError as exc:
+            raise NotLoggedInError(
+                profile,
+                f" A remembered login exists for profile {profile!r}, but this kernel cannot "
+                f"restore it: {exc}",
+            ) from None
+        return cache.restore(config)
+
 
 def get_session(profile: str = "default") -> MakeSession:
-    """The logged-in ``MakeSession`` of ``profile``; ``NotLoggedInError`` says how to log in."""
+    """The logged-in ``MakeSession`` of ``profile``; ``NotLoggedInError`` says how to log in.
+
+    In a restarted kernel, a login made with ``remember=True`` is restored from disk (the
+    client settings come from the ``MAKE_*`` environment variables) and refreshed if needed.
+    """
     session = registry.lookup(profile)
-    if session is None or not session.logged_in:
-        raise NotLoggedInError(profile)
-    return session
+    if session is not None and session.logged_in:
+        return session
+    restored = _restore(profile)
+    if restored is not None:
+        return restored
+    raise NotLoggedInError(profile)
 
 
 def logout(profile: str = "default") -> bool:
-    """Revoke and forget ``profile``'s login. See ``MakeSession.logout``."""
-    return get_session(profile).logout()
+    """Revoke and forget ``profile``'s login (and its remembered copy on disk).
+
+    See ``MakeSession.logout``. When a remembered login cannot be restored to revoke it (no
+    client settings, or it has expired), its file is deleted and False returned.
+    """
+    try:
+        session = get_session(profile)
+    except LoginExpiredError:
+        return False  # the remembered login had expired for good; its file is gone
+    except NotLoggedInError:
+        from . import cache
+
+        if not cache.delete(profile):
+            raise
+        from .session import RevocationWarning
+
+        warnings.warn(
+            RevocationWarning(
+                f"Deleted the remembered Make login of profile {profile!r} without revoking "
+                "its tokens: this kernel could not restore it (set MAKE_CLIENT_ID etc.)."
+            ),
+            stacklevel=2,
+        )
+        return False
+    return session.logout()
 
 
 def userinfo_frame(profile: str | None = None) -> pd.DataFrame:

@@ -1,13 +1,15 @@
 """``MakeAuth``: start a PKCE + OpenID Connect login to Make and finish it with the pasted reply.
 
-Protocol logic only: no printing, no widgets, no persistence. Front ends (the login panel,
-the magics, the loopback listener) call :meth:`MakeAuth.start` and :meth:`MakeAuth.finish`.
+Protocol logic only: no printing, no widgets. Front ends (the login panel, the magics, the
+loopback listener) call :meth:`MakeAuth.start` and :meth:`MakeAuth.finish`. Persistence
+(``remember=True``) lives in ``cache.py``, imported only when asked for.
 """
 
 from __future__ import annotations
 
 import hmac
 import threading
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +20,9 @@ from .errors import (
     AuthorizationResponseError,
     IDTokenError,
     IssuerMismatchError,
+    LoginExpiredError,
+    MakeError,
+    RememberedLoginWarning,
     StateMismatchError,
 )
 from .flow import AuthorizationReply, AuthorizationRequest, parse_reply
@@ -34,6 +39,19 @@ class MakeAuth:
     >>> request = auth.start()                  # open request.url, approve
     >>> make = auth.finish(pasted_redirect_url)  # a MakeSession
     >>> make.get("users/me").json()
+
+    ``zone`` is the Make zone of the API (the host in the address bar of Make's dashboard):
+    ``eu1.make.com``, ``eu2.make.com``, ``us1.make.com``, ``us2.make.com``,
+    ``eu1.make.celonis.com`` or ``us1.make.celonis.com``; short forms (``"eu1"``) and URLs work
+    too. ``api_url`` overrides it with a full API base. The login itself always goes to the
+    ``issuer`` (``https://www.make.com``).
+
+    ``profile`` names the login, so that several (two accounts, two zones) live side by side:
+    ``get_session("work")``. ``remember=True`` keeps the tokens on disk (never the client
+    secret) so that a restarted kernel logs in again without the browser: ``MakeAuth(...,
+    remember=True)`` picks up the remembered login at once (``auth.session.logged_in``), and
+    ``get_session(profile)`` restores it with the client settings from the environment.
+    Logging out deletes it. See ``cache.py``.
     """
 
     def __init__(
@@ -47,7 +65,9 @@ class MakeAuth:
         issuer: str | None = None,
         api_url: str | None = None,
         profile: str = "default",
+        remember: bool = False,
     ) -> None:
+        self.remember = bool(remember)
         self.config = MakeConfig.resolve(
             client_id,
             client_secret,
@@ -62,15 +82,56 @@ class MakeAuth:
         self._pending: dict[str, AuthorizationRequest] = {}
         self._completed: set[str] = set()
         self._lock = threading.RLock()
-        self.session = MakeSession(self.config)  # pending until finish() succeeds
+        self.session = self._new_session()  # pending until finish() succeeds
+        if self.remember:
+            self._restore_quietly()
 
     def __repr__(self) -> str:
         kind = "confidential" if self.config.confidential else "public"
         return (
             f"MakeAuth(client_id={self.config.client_id!r} ({kind}), "
             f"issuer={self.config.issuer!r}, profile={self.config.profile!r}, "
-            f"scopes={list(self.config.scopes)!r})"
+            f"scopes={list(self.config.scopes)!r}"
+            + (", remember=True)" if self.remember else ")")
         )
+
+    def _new_session(self) -> MakeSession:
+        session = MakeSession(self.config)
+        if self.remember:
+            from . import cache
+
+            cache.attach(session)
+        return session
+
+    def _restore_quietly(self) -> None:
+        """``remember=True``: pick up the login remembered on disk, if any (else stay pending).
+
+        A remembered login that expired for good is forgotten; one that cannot be refreshed now
+        (network trouble) is reported with a ``RememberedLoginWarning``: log in as usual.
+        """
+        try:
+            self.restore()
+        except LoginExpiredError:
+            pass
+        except MakeError as exc:
+            warnings.warn(RememberedLoginWarning(
+                f"The remembered Make login of profile {self.profile!r} could not be restored "
+                f"now ({exc}); log in again."), stacklevel=3)
+
+    def restore(self) -> MakeSession | None:
+        """The login remembered on disk for this profile, issuer and client, or None.
+
+        Refreshes the access token if it is about to expire. A remembered login that has
+        expired for good raises ``LoginExpiredError`` (and is forgotten). Works whatever
+        ``remember`` is; the restored session keeps its file up to date after refreshes.
+        """
+        from . import cache
+
+        with self._lock:
+            session = cache.restore(self.config)
+            if session is not None:
+                self.session = session
+            return session
 
     @property
     def profile(self) -> str:
@@ -176,7 +237,7 @@ class MakeAuth:
                 )
             session = self.session
             if session.logged_in or not session.pending:
-                session = self.session = MakeSession(self.config)
+                session = self.session = self._new_session()
             self._completed.update(self._pending)
             self._pending.clear()
         session._activate(token, meta, claims)

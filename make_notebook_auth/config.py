@@ -110,7 +110,11 @@ def api_base_for_zone(zone: str) -> str:
     if not z:
         raise MakeConfigError("MAKE_ZONE is empty. " + zones_hint())
     if "://" in z:
-        parts = urlsplit(z)
+        try:
+            parts = urlsplit(z)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a URL. " + zones_hint()) from None
         if not parts.hostname:
             raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a host name. " + zones_hint())
         base = f"{parts.scheme}://{parts.netloc}"
@@ -118,9 +122,9 @@ def api_base_for_zone(zone: str) -> str:
         if not path.endswith("/api/v2"):
             path = path + "/api/v2" if path else "/api/v2"
         return require_secure(base + path + "/", "MAKE_ZONE")
-    if "/" in z or " " in z:
-        raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a zone. " + zones_hint())
     host = z.lower()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
+        raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a zone. " + zones_hint())
     if "." not in host:
         host = f"{host}.make.com"
     return f"https://{host}/api/v2/"

@@ -164,7 +164,13 @@ class MakeNetworkError(MakeAuthError):
 
 
 class MakeAPIError(MakeError):
-    """The Make API answered with an error (``{"message", "detail", "code": "SC403", ...}``)."""
+    """The Make API answered with an error (``{"message", "detail", "code": "SC403", ...}``).
+
+    ``status`` is the HTTP status, ``code`` Make's error code (``"SC403"``), ``message`` and
+    ``detail`` Make's texts, ``suberrors`` its list of sub-errors. For a 429 (rate limit) or a
+    5xx, ``retry_after`` holds the server's ``Retry-After`` in seconds (when sent) and ``tries``
+    how many times the request was sent before giving up.
+    """
 
     def __init__(
         self,
@@ -175,6 +181,9 @@ class MakeAPIError(MakeError):
         *,
         suberrors: list | None = None,
         url: str | None = None,
+        retry_after: float | None = None,
+        tries: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
@@ -182,19 +191,31 @@ class MakeAPIError(MakeError):
         self.detail = detail
         self.suberrors = list(suberrors or [])
         self.url = safe_url(url) if url else None
+        self.retry_after = retry_after
+        self.tries = tries
+        self.hint = hint
         parts = [f"Make API error {status}"]
         if code:
             parts[0] += f" {code}"
-        text = ": ".join(p for p in (message, detail) if p)
+        texts = [t for t in (message, detail) if t]
+        if len(texts) == 2 and texts[0] == texts[1]:
+            texts = texts[:1]
+        text = ": ".join(texts)
         if text:
             parts.append(text)
         for sub in self.suberrors[:3]:
             if isinstance(sub, dict) and sub.get("message"):
                 parts.append(str(sub["message"]))
+        msg = parts[0] + (": " + "; ".join(parts[1:]) if parts[1:] else "")
         if self.url:
-            parts.append(f"({self.url})")
-        super().__init__(" - ".join(parts[:1]) + (": " + "; ".join(parts[1:]) if parts[1:]
-                                                  else ""))
+            msg += f" ({self.url})"
+        if hint:
+            msg += ". " + hint
+        super().__init__(msg)
+
+
+class RememberedLoginWarning(UserWarning):
+    """A login remembered on disk could not be read, written or used; it was ignored."""
 
 
 def safe_url(url: str) -> str:

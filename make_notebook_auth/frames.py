@@ -1,28 +1,83 @@
-"""pandas edge: turn userinfo claims and API listings into DataFrames (pandas imported lazily)."""
+"""pandas edge: turn userinfo claims and API listings into DataFrames.
+
+pandas (and tqdm, for the progress bar) are imported only when a frame is built.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .listing import Page
 
-def _is_nested(items: list[Mapping[str, Any]]) -> bool:
-    return any(isinstance(v, dict) for item in items for v in item.values())
+# JSON's value types, known not to be mappings: skips the slow ABC isinstance check.
+_PLAIN = frozenset({str, int, float, bool, type(None), list})
 
 
-def records_frame(items: Iterable[Mapping[str, Any]], index: list[str] | None = None,
-                  index_name: str | None = None) -> pd.DataFrame:
-    """A DataFrame of records; nested dicts flattened to ``a.b`` columns, first-seen order."""
+def _is_mapping(value: Any) -> bool:
+    kind = type(value)
+    return kind is dict or (kind not in _PLAIN and isinstance(value, Mapping))
+
+
+def _nested_value(row: Mapping[str, Any]) -> bool:
+    return any(map(_is_mapping, row.values()))
+
+
+def _nested_column(frame: pd.DataFrame) -> bool:
+    """Whether an object column holds a mapping (other dtypes cannot): a C-speed type scan."""
+    import numpy as np
+
+    object_dtype = np.dtype("O")
+    for i, dtype in enumerate(frame.dtypes):
+        if dtype == object_dtype:
+            types = set(map(type, frame.iloc[:, i].to_numpy()))
+            if any(issubclass(t, Mapping) for t in types):
+                return True
+    return False
+
+
+def _flatten(row: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if _is_mapping(value):
+            if value:  # an empty mapping adds no column (as pd.json_normalize)
+                _flatten(value, name + ".", out)
+        else:
+            out[name] = value
+    return out
+
+
+def _flat_frame(rows: list[Any]) -> pd.DataFrame:
+    """Nested mappings become ``a.b`` columns, in place: ``scheduling.type`` where
+    ``scheduling`` was (``pd.json_normalize`` would move them to the end, and is slower)."""
     import pandas as pd
 
-    rows = [dict(item) for item in items]
-    if rows and _is_nested(rows):
-        frame = pd.json_normalize(rows)
+    return pd.DataFrame([_flatten(row, "", {}) for row in rows])
+
+
+def records_frame(items: Iterable[Any], index: list[str] | None = None,
+                  index_name: str | None = None) -> pd.DataFrame:
+    """A DataFrame of records; nested mappings flattened to ``a.b`` columns.
+
+    Columns come in first-seen order (the API's field order). Flat records cost what
+    ``pd.DataFrame`` costs (plus a type scan of its object columns); flattening runs only
+    when some value is a mapping. Items that are not mappings become a ``value`` column.
+    """
+    import pandas as pd
+
+    rows = items if isinstance(items, list) else list(items)
+    if rows and not all(type(r) is dict for r in rows):
+        rows = [r if isinstance(r, Mapping) else {"value": r} for r in rows]
+    if rows and _nested_value(rows[0]):
+        frame = _flat_frame(rows)
     else:
         frame = pd.DataFrame(rows)
+        if rows and _nested_column(frame):
+            frame = _flat_frame(rows)
     if index is not None:
         frame.index = pd.Index(index, name=index_name)
     return frame
@@ -33,3 +88,60 @@ def userinfo_frame(claims_by_profile: Mapping[str, Mapping[str, Any]]) -> pd.Dat
     profiles = list(claims_by_profile)
     return records_frame([claims_by_profile[p] for p in profiles], index=profiles,
                          index_name="profile")
+
+
+# --- listings ------------------------------------------------------------------------------
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython already imported, with a kernel)."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    if get is None:
+        return False
+    try:
+        shell = get()
+    except Exception:  # noqa: BLE001 - a broken shell only means "no"
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _stderr_is_terminal() -> bool:
+    stream = sys.stderr
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def want_progress(progress: bool | None) -> bool:
+    """``progress=None``: a bar in a notebook or when stderr is a terminal, never otherwise."""
+    if progress is not None:
+        return bool(progress)
+    return in_notebook() or _stderr_is_terminal()
+
+
+def listing_frame(pages: Iterable[Page], *, progress: bool | None = None,
+                  total: int | None = None, desc: str | None = None) -> pd.DataFrame:
+    """Collect a listing's pages into a DataFrame, with a ``tqdm.auto`` bar when wanted.
+
+    With ``progress=None`` the bar appears only once a second page is needed (a one-page
+    listing never shows one).
+    """
+    items: list[Any] = []
+    bar = None
+    show = want_progress(progress) if progress is not False else False
+    try:
+        for page in pages:
+            items.extend(page.items)
+            if bar is not None:
+                bar.update(len(page.items))
+            elif show and (progress is True or not page.last):
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, desc=desc, unit=" items", leave=False)
+                bar.update(len(items))
+    finally:
+        if bar is not None:
+            bar.close()
+    return records_frame(items)

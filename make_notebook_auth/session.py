@@ -10,6 +10,9 @@ even to loopback hosts, refreshes without coordination between threads, and logs
 - Shortly before expiry a session with a refresh token refreshes, one refresh at a time however
   many threads ask (threads that waited use the new token). A session without one raises
   ``LoginExpiredError`` instead of sending a dead token.
+- Every request gets bounded retries (429 and 5xx on idempotent methods, dropped connections;
+  see ``listing.py``); plain ``get``/``post`` return the final response as requests does.
+- ``json``, ``paginate`` and ``frame`` raise ``MakeAPIError`` for Make's error answers.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests_oauthlib import OAuth2Session
 
-from . import registry, tokens
+from . import listing, registry, tokens
 from ._http import TIMEOUT, USER_AGENT, call, json_body
 from .config import MakeConfig, is_loopback_host, parse_scopes, zones_hint
 from .errors import (
@@ -33,10 +36,18 @@ from .errors import (
     LoginExpiredError,
     MakeAuthError,
     MakeConfigError,
+    MakeError,
     NotLoggedInError,
     TokenEndpointError,
 )
 from .oidc import ProviderMetadata, verify_id_token
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
+
+    from .listing import Page, Params
 
 MAX_REFRESH_MARGIN = 60.0  # seconds before expiry at which a long-lived token is refreshed
 REFRESH_MARGIN_FRACTION = 0.1  # ... or this share of its lifetime, whichever is smaller
@@ -86,6 +97,9 @@ class MakeSession(OAuth2Session):
             redirect_uri=config.redirect_uri,
         )
         self.headers["User-Agent"] = USER_AGENT
+        adapter = listing.retrying_adapter()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
         self.config = config
         self.metadata = metadata
         self.id_claims: dict[str, Any] = dict(id_claims or {})
@@ -314,6 +328,60 @@ class MakeSession(OAuth2Session):
             self, method, full, data=data, headers=headers, files=files, **kwargs
         )
 
+    # -- data -----------------------------------------------------------------------------
+
+    def json(self, path: str, params: Params = None, *, method: str = "GET",
+             **kwargs: Any) -> Any:
+        """The parsed JSON answer of one call (``None`` for an empty answer).
+
+        >>> make.json("users/me")["authUser"]["email"]
+
+        A non-2xx answer raises ``MakeAPIError`` (``.status``, ``.code``, ``.message``,
+        ``.detail``); a network failure ``MakeNetworkError``. 429 and 5xx answers to GET are
+        retried first (bounded); a POST is never re-sent.
+        """
+        return listing.get_json(self, path, params, method=method, **kwargs)
+
+    def pages(self, path: str, params: Params = None, *, key: str | None = None,
+              page_size: int = listing.DEFAULT_PAGE_SIZE,
+              max_items: int | None = None) -> Iterator[Page]:
+        """The pages of a listing (``Page.items``, ``.offset``, ``.key``, ``.last``)."""
+        return listing.iter_pages(self, path, params, key=key, page_size=page_size,
+                                  max_items=max_items)
+
+    def paginate(self, path: str, params: Params = None, *, key: str | None = None,
+                 page_size: int = listing.DEFAULT_PAGE_SIZE,
+                 max_items: int | None = None) -> Iterator[Any]:
+        """Every item of a listing, across Make's ``pg[offset]``/``pg[limit]`` pages.
+
+        >>> for s in make.paginate("scenarios", {"teamId": 1}, max_items=500): ...
+
+        Pages are requested lazily, ``page_size`` items at a time (capped at Make's maximum,
+        10,000), until a short page or ``max_items``. The list's key (``"scenarios"``) is the
+        one list-valued key beside ``pg`` unless ``key`` names it. Errors raise
+        ``MakeAPIError``.
+        """
+        return listing.paginate(self, path, params, key=key, page_size=page_size,
+                                max_items=max_items)
+
+    def frame(self, path: str, params: Params = None, *, key: str | None = None,
+              page_size: int = listing.DEFAULT_PAGE_SIZE, max_items: int | None = None,
+              progress: bool | None = None) -> pd.DataFrame:
+        """A listing as a pandas DataFrame (nested fields flattened to ``a.b`` columns).
+
+        >>> make.frame("scenarios", {"teamId": 1})
+
+        An empty listing gives an empty frame. ``progress=None`` shows a progress bar in a
+        notebook or terminal when the listing spans more than one page; ``False`` never,
+        ``True`` always.
+        """
+        from .frames import listing_frame
+
+        return listing_frame(
+            self.pages(path, params, key=key, page_size=page_size, max_items=max_items),
+            progress=progress, total=max_items, desc=path,
+        )
+
     # -- OpenID Connect -------------------------------------------------------------------
 
     def userinfo(self) -> dict[str, Any]:
@@ -360,9 +428,14 @@ class MakeSession(OAuth2Session):
         registry.forget(self.profile, self)
         problems: list[str] = []
         if was_active:
-            endpoint = self.metadata.revocation_endpoint if self.metadata else None
+            endpoint: str | None = None
+            try:  # a restored session has not discovered the provider yet
+                endpoint = self._require_metadata().revocation_endpoint
+            except MakeError as exc:
+                problems.append(str(exc))
             if endpoint is None:
-                problems.append("the provider has no revocation endpoint")
+                if not problems:
+                    problems.append("the provider has no revocation endpoint")
             else:
                 for kind in ("refresh_token", "access_token"):
                     value = token.get(kind)

@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-import pathlib
-pytest_plugins = [n for n in ["fixtures_oidc", "fixtures_sandbox", "fixtures_hostile"] if (pathlib.Path(__file__).parent / f"{n}.py").exists()]  # TEMP
+pytest_plugins = ["fixtures_oidc", "fixtures_sandbox", "fixtures_hostile", "fixtures_api"]
 
 PROVIDERS = ["oidc-provider", "sandbox"]
 
@@ -21,11 +20,13 @@ def provider(request):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_package_state(monkeypatch):
-    """No MAKE_* settings from the developer's shell; no sessions or discovery left over."""
+def _fresh_package_state(monkeypatch, tmp_path_factory):
+    """No MAKE_* settings from the developer's shell, no remembered logins from the user's
+    cache folder, and no sessions or discovery left over between tests."""
     for name in ("MAKE_CLIENT_ID", "MAKE_CLIENT_SECRET", "MAKE_SCOPES", "MAKE_REDIRECT_URI",
-                 "MAKE_ZONE", "MAKE_ISSUER", "MAKE_API_URL", "MAKE_NOTEBOOK_AUTH_CACHE"):
+                 "MAKE_ZONE", "MAKE_ISSUER", "MAKE_API_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path_factory.mktemp("login-cache")))
     yield
     from make_notebook_auth import oidc, registry
 

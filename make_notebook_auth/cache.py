@@ -1,0 +1,277 @@
+"""Persistence edge: remembered logins on disk (``MakeAuth(..., remember=True)``).
+
+One JSON file per profile in the cache folder: ``MAKE_NOTEBOOK_AUTH_CACHE`` if set, else the
+user's cache directory (``platformdirs``, e.g. ``~/.cache/make-notebook-auth``). The folder is
+created 0700 when missing; files are created 0600 before a byte is written, written to a
+temporary file and renamed over the old one (``os.replace``), so a reader sees the old file or
+the new one, never half of one.
+
+The file holds the tokens (access, refresh, ID token), the ID token's verified claims, and
+which issuer, client id and API base they belong to: never the client secret. A restoring
+kernel takes the client's settings from its environment (``MAKE_CLIENT_ID``,
+``MAKE_CLIENT_SECRET``, ``MAKE_ISSUER``, ``MAKE_API_URL``/``MAKE_ZONE``) or from arguments; a
+file written for another issuer or client id is reported and ignored, as is a corrupt file or
+one other users could read. Logging out deletes the file.
+
+Only this module touches the disk; the core imports it lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import secrets
+import stat
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import MakeConfig, require_secure
+from .errors import LoginExpiredError, MakeError, RememberedLoginWarning
+
+if TYPE_CHECKING:
+    from .session import MakeSession
+
+ENV_VAR = "MAKE_NOTEBOOK_AUTH_CACHE"
+APP_NAME = "make-notebook-auth"
+FORMAT = "make-notebook-auth/remembered-login"
+VERSION = 1
+MAX_FILE_SIZE = 256 * 1024
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "expires_in",
+                "expires_at", "scope")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(RememberedLoginWarning(message), stacklevel=3)
+
+
+# --- where ---------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The folder for remembered logins (not created here)."""
+    configured = os.environ.get(ENV_VAR, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
+
+
+def login_path(profile: str) -> Path:
+    """The file of ``profile``'s remembered login: a readable, file-system-safe name."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", profile)[:40] or "_"
+    digest = hashlib.sha256(profile.encode("utf-8")).hexdigest()[:12]
+    return cache_dir() / f"login-{slug}-{digest}.json"
+
+
+def exists(profile: str) -> bool:
+    try:
+        return login_path(profile).is_file()
+    except OSError:
+        return False
+
+
+def _ensure_dir() -> Path:
+    folder = cache_dir()
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+            os.chmod(folder, 0o700)  # whatever the umask
+    return folder
+
+
+# --- write ---------------------------------------------------------------------------------
+
+
+def _document(session: MakeSession) -> dict[str, Any]:
+    token = session.token or {}
+    config = session.config
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "profile": config.profile,
+        "issuer": config.issuer,
+        "client_id": config.client_id,
+        "api_url": session.api_url,
+        "saved_at": time.time(),
+        "token": {k: token[k] for k in TOKEN_FIELDS if token.get(k) is not None},
+        "id_claims": dict(session.id_claims),
+    }
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` atomically, the file 0600 from its creation."""
+    data = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), 0o600)  # whatever the umask
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save(session: MakeSession) -> None:
+    """Remember ``session``'s tokens (a token listener: never raises, warns instead)."""
+    if not session.logged_in or not (session.token or {}).get("access_token"):
+        return
+    try:
+        _ensure_dir()
+        write(login_path(session.profile), _document(session))
+    except (OSError, TypeError, ValueError) as exc:
+        _warn(f"Could not remember the Make login of profile {session.profile!r} on disk "
+              f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}). The login "
+              "works in this kernel but will not survive a restart.")
+
+
+def delete(profile: str) -> bool:
+    """Forget ``profile``'s remembered login; True if a file was removed."""
+    try:
+        login_path(profile).unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        _warn(f"Could not delete the remembered Make login of profile {profile!r} "
+              f"({exc.strerror or type(exc).__name__}).")
+        return False
+
+
+def _on_logout(session: MakeSession) -> None:
+    delete(session.profile)
+
+
+def attach(session: MakeSession) -> None:
+    """Keep ``session`` remembered: save after every new token, delete on logout."""
+    session.add_token_listener(save)
+    session.add_logout_listener(_on_logout)
+
+
+# --- read ----------------------------------------------------------------------------------
+
+
+def _read_file(path: Path) -> bytes | None:
+    """The file's bytes; None if missing; warns and returns None if it is unsafe to use."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        _warn(f"The remembered Make login {path} could not be opened "
+              f"({exc.strerror or type(exc).__name__}); it is ignored.")
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            _warn(f"The remembered Make login {path} is not a regular file; it is ignored.")
+            return None
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+            _warn(f"The remembered Make login {path} belongs to another user or others may "
+                  "read it; it is ignored (delete it and log in again with remember=True).")
+            return None
+        if info.st_size > MAX_FILE_SIZE:
+            _warn(f"The remembered Make login {path} is too large to be one; it is ignored.")
+            return None
+        return handle.read(MAX_FILE_SIZE + 1)
+
+
+def load(config: MakeConfig) -> dict[str, Any] | None:
+    """The remembered login for ``config``'s profile, issuer and client id, else None.
+
+    A corrupt file, or one written for another issuer or client, is reported with a
+    ``RememberedLoginWarning`` and ignored (left in place).
+    """
+    path = login_path(config.profile)
+    raw = _read_file(path)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        doc = None
+    token = doc.get("token") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != FORMAT
+        or doc.get("version") != VERSION
+        or not isinstance(token, dict)
+        or not isinstance(token.get("access_token"), str)
+        or not isinstance(doc.get("issuer"), str)
+        or not isinstance(doc.get("client_id"), str)
+        or not isinstance(doc.get("id_claims", {}), dict)
+        or not isinstance(doc.get("api_url") or "", str)
+        or not isinstance(token.get("expires_at", 0), (int, float))
+    ):
+        _warn(f"The remembered Make login {path} is corrupt or not one of this package's "
+              "files; it is ignored. Log in again (remember=True writes a new one).")
+        return None
+    if doc.get("profile") != config.profile or \
+            doc["issuer"].rstrip("/") != config.issuer.rstrip("/") or \
+            doc["client_id"] != config.client_id:
+        _warn(f"The remembered Make login for profile {config.profile!r} was made with "
+              f"another issuer or client (client id {doc['client_id']!r} at "
+              f"{doc['issuer']!r}; this kernel uses {config.client_id!r} at "
+              f"{config.issuer!r}); it is ignored.")
+        return None
+    return doc
+
+
+def restore(config: MakeConfig) -> MakeSession | None:
+    """The remembered login of ``config.profile`` as a logged-in ``MakeSession``, else None.
+
+    If this kernel already has a logged-in session for the profile and client, that one.
+
+    An access token about to expire is refreshed now. A login that has expired for good (no
+    refresh token, or the provider refused it) raises ``LoginExpiredError`` and its file is
+    deleted; a network failure during the refresh propagates and keeps the file.
+    """
+    from . import registry, tokens
+    from .session import MakeSession
+
+    current = registry.lookup(config.profile)
+    if current is not None and current.logged_in and current.config.client_id == \
+            config.client_id and current.config.issuer == config.issuer:
+        # This kernel's session is the newest copy: a second one would refresh on its own
+        # and replay a rotated refresh token (the provider then revokes the whole grant).
+        return current
+    doc = load(config)
+    if doc is None:
+        return None
+    if config.api_url is None and doc.get("api_url"):
+        try:
+            api = require_secure(doc["api_url"], "The remembered API URL")
+        except MakeError:
+            api = None
+        if api:
+            config = dataclasses.replace(config, api_url=api)
+    token = tokens.Token(doc["token"])
+    session = MakeSession(config)
+    session._activate(token, None, doc.get("id_claims") or {})
+    attach(session)  # after activation: nothing to save yet; refreshes and logout from now on
+    try:
+        session.access_token()  # refreshes if needed; raises if expired for good
+    except LoginExpiredError:
+        registry.forget(session.profile, session)
+        delete(config.profile)
+        raise
+    except MakeError:  # network or provider trouble: the remembered login may still be good
+        registry.forget(session.profile, session)
+        raise
+    return session
