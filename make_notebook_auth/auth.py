@@ -7,6 +7,7 @@ loopback listener) call :meth:`MakeAuth.start` and :meth:`MakeAuth.finish`. Pers
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import threading
 import warnings
@@ -143,6 +144,16 @@ class MakeAuth:
         if self._metadata is None:
             self._metadata = discover(self.config.issuer)
         return self._metadata
+
+    def set_client_secret(self, secret: str | None) -> None:
+        """Use ``secret`` from now on (a secret typed into the login panel, never on a line).
+
+        The pending session takes it too, so it refreshes and revokes as a confidential client.
+        """
+        with self._lock:
+            self.config = dataclasses.replace(self.config, client_secret=secret or None)
+            if not self.session.logged_in:
+                self.session.config = self.config
 
     @property
     def pending(self) -> AuthorizationRequest | None:

@@ -137,6 +137,7 @@ def test_existing_folder_is_used_as_is(api_login, tmp_path, monkeypatch):
 
 
 def test_default_folder_is_the_users_cache_dir(api_login, tmp_path, monkeypatch):
+    monkeypatch.delenv("MAKE_NOTEBOOK_AUTH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path))
     import platformdirs

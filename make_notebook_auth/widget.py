@@ -1,0 +1,474 @@
+"""ipywidgets edge: :class:`LoginPanel`, the login panel ``%make_login`` shows in a notebook.
+
+The panel holds a link to Make's sign-in page (new tab), two lines of instructions, a paste
+field with a submit button (Enter submits too), a status line and a "Start over" button. With
+a loopback redirect URI it also runs a :class:`~make_notebook_auth.loopback.LoopbackListener`,
+so the login can complete without pasting; listener and paste field share one lock, and the
+panel reports success once.
+
+Nothing secret stays in a widget (widget state may be saved into the ``.ipynb``): the paste field
+is cleared after success, the client-secret field as soon as it is read, and the link (which
+holds only the public ``state`` and PKCE challenge) is replaced once the login is complete.
+Everything shown is HTML-escaped.
+
+Only this module imports ipywidgets; it is imported lazily by the magics.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import ipywidgets as widgets
+
+from .auth import MakeAuth
+from .config import is_loopback_host
+from .errors import MakeError
+from .flow import AuthorizationRequest
+from .loopback import DEFAULT_TIMEOUT, LoopbackListener, loopback_target
+from .session import MakeSession
+
+USERINFO_ROWS = 12  # claims shown in the compact table
+_NAME_CLAIMS = ("name", "preferred_username", "nickname", "given_name")
+
+
+def browser_link(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The address a browser should open for ``url``.
+
+    Behind JupyterHub or Binder (``JUPYTERHUB_SERVICE_PREFIX`` set) the user's browser cannot
+    reach the kernel's loopback, so a loopback ``http://127.0.0.1:PORT/path?query`` becomes
+    ``{prefix}proxy/PORT/path?query`` on the notebook's own origin (``jupyter-server-proxy``).
+    Other URLs are returned unchanged.
+    """
+    env = os.environ if environ is None else environ
+    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "").strip()
+    if not prefix:
+        return url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    if parts.scheme != "http" or not is_loopback_host(parts.hostname) or not port:
+        return url
+    if not prefix.startswith("/"):
+        prefix = "/" + prefix
+    rel = f"{prefix.rstrip('/')}/proxy/{port}{parts.path or '/'}"
+    return rel + (f"?{parts.query}" if parts.query else "")
+
+
+def display_name(claims: Mapping[str, Any]) -> str:
+    """``Name (email)``, or whichever of them is known, or the subject."""
+    name = next((str(claims[k]) for k in _NAME_CLAIMS if claims.get(k)), "")
+    email = str(claims.get("email") or "")
+    if name and email:
+        return f"{name} ({email})"
+    return name or email or str(claims.get("sub") or "an unnamed user")
+
+
+def userinfo_table(claims: Mapping[str, Any], limit: int = USERINFO_ROWS) -> str:
+    """A compact, escaped HTML table of userinfo claims."""
+    rows = []
+    for key, value in list(claims.items())[:limit]:
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            text = str(value)
+        if len(text) > 120:
+            text = text[:119] + "\u2026"
+        rows.append(
+            f"<tr><th style='text-align:left;padding:1px 10px 1px 0'>{html.escape(str(key))}</th>"
+            f"<td style='text-align:left;padding:1px 0'>{html.escape(text)}</td></tr>"
+        )
+    if not rows:
+        return ""
+    more = len(claims) - limit
+    tail = f"<div style='font-size:85%'>\u2026 and {more} more</div>" if more > 0 else ""
+    return (
+        "<table class='make-login-userinfo-table' "
+        "style='font-size:90%;border-collapse:collapse;line-height:1.3'>"
+        + "".join(rows) + "</table>" + tail
+    )
+
+
+class LoginPanel(widgets.VBox):
+    """The Make login panel: link, instructions, paste field, status, start over.
+
+    >>> panel = LoginPanel(MakeAuth())   # starts a login (and the loopback listener)
+    >>> display(panel)                    # then panel.session is the MakeSession
+    """
+
+    def __init__(
+        self,
+        auth: MakeAuth,
+        *,
+        listen: bool = True,
+        title: str | None = None,
+        listen_timeout: float = DEFAULT_TIMEOUT,
+        on_login: Callable[[MakeSession], None] | None = None,
+        finish_hint: str | None = None,
+        request: AuthorizationRequest | None = None,
+    ) -> None:
+        self.auth = auth
+        self.listen = listen
+        self.listen_timeout = listen_timeout
+        self.on_login = on_login
+        self.finish_hint = finish_hint
+        self.listener: LoopbackListener | None = None
+        self.request: AuthorizationRequest | None = None
+        self.state = "pending"  # pending | logged_in | closed | logged_out
+        self.last_error: str | None = None
+        self._lock = threading.RLock()
+        self._states: set[str] = set()
+        self._secret_value = ""
+
+        cfg = auth.config
+        heading = title or "Log in to Make"
+        bits = [f"profile <code>{html.escape(cfg.profile)}</code>",
+                f"client <code>{html.escape(cfg.client_id)}</code>"]
+        host = urlsplit(cfg.issuer).netloc
+        if host and host != "www.make.com":
+            bits.append(f"at <code>{html.escape(host)}</code>")
+        self.header = widgets.HTML(
+            f"<div style='line-height:1.45'><b>{html.escape(heading)}</b> &middot; "
+            + " &middot; ".join(bits) + "</div>"
+        )
+        self.link = widgets.HTML()
+        self.link.add_class("make-login-link")
+        self.instructions = widgets.HTML()
+        self.instructions.add_class("make-login-instructions")
+        self.paste = widgets.Text(
+            placeholder="Paste the whole address here (…/callback?code=…)",
+            layout=widgets.Layout(width="100%", flex="1 1 auto"),
+            description="Address:",
+            style={"description_width": "initial"},
+        )
+        self.paste.add_class("make-login-paste")
+        self.paste.on_msg(self._on_text_msg)
+        self.submit = widgets.Button(description="Log in", button_style="primary",
+                                     icon="sign-in", tooltip="Complete the login")
+        self.submit.add_class("make-login-submit")
+        self.submit.on_click(lambda _b: self.submit_reply())
+        self.restart = widgets.Button(description="Start over", icon="refresh",
+                                      tooltip="New sign-in link (forget this attempt)",
+                                      layout=widgets.Layout(width="auto"))
+        self.restart.add_class("make-login-restart")
+        self.restart.on_click(lambda _b: self.start_over())
+        self.status = widgets.HTML()
+        self.status.add_class("make-login-status")
+        self.userinfo = widgets.HTML()
+        self.userinfo.add_class("make-login-userinfo")
+
+        self.secret: widgets.Password | None = None
+        secret_box: list[widgets.Widget] = []
+        if not cfg.confidential:
+            self.secret = widgets.Password(
+                placeholder="Only for confidential clients; leave empty otherwise",
+                description="Client secret:",
+                style={"description_width": "initial"},
+                layout=widgets.Layout(width="100%"),
+                continuous_update=False,  # sent once (Enter or leaving the field), not per key
+            )
+            self.secret.add_class("make-login-secret")
+            self.secret.observe(self._on_secret, names="value")
+            note = widgets.HTML(
+                "<span style='font-size:90%'>Type it, press Enter, then open the sign-in link. "
+                "It is kept in the kernel's memory only: the field is cleared at once. "
+                "(Or set MAKE_CLIENT_SECRET before starting Jupyter.)</span>"
+            )
+            accordion = widgets.Accordion(children=[widgets.VBox([self.secret, note])],
+                                          selected_index=None)
+            accordion.set_title(0, "Confidential client? Client secret")
+            accordion.add_class("make-login-secret-box")
+            secret_box = [accordion]
+
+        self.paste_row = widgets.HBox([self.paste, self.submit],
+                                      layout=widgets.Layout(width="100%", max_width="52rem"))
+        self.controls = widgets.VBox([self.paste_row])
+        self.extras = widgets.VBox([*secret_box, widgets.HBox([self.restart])])
+        super().__init__(
+            [self.header, self.link, self.instructions, self.controls, self.status,
+             self.userinfo, self.extras],
+            layout=widgets.Layout(border="1px solid #ccc", padding="6px 10px", max_width="56rem"),
+        )
+        self.add_class("make-login-panel")
+        if auth.session.logged_in:
+            self._show_logged_in(auth.session, announce=False)
+        else:
+            self._begin(request)
+
+    # -- public ----------------------------------------------------------------------------
+
+    @property
+    def session(self) -> MakeSession:
+        """The profile's ``MakeSession`` (pending until the panel completes)."""
+        return self.auth.session
+
+    def submit_reply(self, reply: str | None = None) -> bool:
+        """Finish the login with ``reply`` (default: the paste field). True once logged in."""
+        text = self.paste.value if reply is None else reply
+        return self._complete(text, source="paste")
+
+    def start_over(self) -> None:
+        """A new sign-in link (and listener); the panel forgets errors and the pasted text."""
+        if self.state != "pending":
+            return
+        self._stop_listener()  # outside the lock: its thread may be waiting for it
+        with self._lock:
+            if self.state != "pending":
+                return
+            self.paste.value = ""
+            self._begin(None)
+
+    def close_login(self, message: str = "This login panel was replaced by a newer one.") -> None:
+        """Stop waiting: listener off, link and inputs disabled, ``message`` shown."""
+        self._stop_listener()
+        with self._lock:
+            if self.state == "pending":
+                self.state = "closed"
+                self._disable_link("This sign-in link is no longer in use.")
+                self._show_controls(False)
+                self.paste.value = ""
+                self._set_status(message, kind="info")
+
+    # -- flow ------------------------------------------------------------------------------
+
+    def _begin(self, request: AuthorizationRequest | None) -> None:
+        if request is None:
+            try:
+                request = self.auth.start()
+            except MakeError as exc:
+                self.request = None
+                self._disable_link("No sign-in link: the login could not be started.")
+                self._set_error(exc)
+                return
+        self.request = request
+        self._states.add(request.state)
+        self.last_error = None
+        href = html.escape(browser_link(request.url), quote=True)
+        self.link.value = (
+            f"<a href=\"{href}\" target=\"_blank\" rel=\"noopener noreferrer\" "
+            "class=\"make-login-anchor\" style=\"font-size:115%;font-weight:600;"
+            "color:var(--jp-content-link-color,#1a5fb4);text-decoration:underline\">"
+            "Open Make's sign-in page \u2197</a> <span style='font-size:90%'>(new tab)</span>"
+        )
+        listening = self._start_listener()
+        redirect = html.escape(self.auth.config.redirect_uri)
+        step1 = ("1. Click the link, sign in to Make and approve access for this notebook.")
+        if listening:
+            step2 = (
+                "2. This panel then completes by itself. If the new tab shows an error instead "
+                f"of \u201cLogged in\u201d, copy the whole address from its address bar (it starts "
+                f"with <code>{redirect}?code=</code>) and paste it below."
+            )
+        else:
+            step2 = (
+                "2. You land on a page whose address starts with "
+                f"<code>{redirect}?code=</code> (the page itself may show an error: that is "
+                "fine). Copy the whole address from the browser's address bar, paste it below "
+                "and press Enter."
+            )
+        self.instructions.value = (
+            f"<div style='line-height:1.45'><div>{step1}</div><div>{step2}</div></div>"
+        )
+        self._show_controls(True)
+        self.restart.disabled = False
+        self.paste.disabled = False
+        self.submit.disabled = False
+        if listening:
+            assert self.listener is not None
+            self._set_status(
+                f"Waiting for you to approve in the browser (listening on 127.0.0.1:"
+                f"{self.listener.port} for the reply)\u2026", kind="info"
+            )
+        elif self._port_busy:
+            self._set_status(
+                "Waiting for the pasted address (the redirect port is busy here, so the "
+                "kernel cannot catch the reply by itself).", kind="info"
+            )
+        else:
+            self._set_status("Waiting for the pasted address\u2026", kind="info")
+
+    _port_busy = False
+
+    def _start_listener(self) -> bool:
+        self._port_busy = False
+        if not self.listen or loopback_target(self.auth.config.redirect_uri) is None:
+            return False
+        listener = LoopbackListener(
+            self.auth.config.redirect_uri,
+            is_pending=self._is_ours,
+            complete=self._complete_from_browser,
+            on_done=self._listener_done,
+            timeout=self.listen_timeout,
+        )
+        if not listener.start():
+            self._port_busy = True
+            return False
+        self.listener = listener
+        return True
+
+    def _is_ours(self, state: str) -> bool:
+        # A pending login's state; or, once the paste field won the race, one of this panel's
+        # (so the browser tab is told "logged in", not "not the pending login").
+        if self.auth.is_pending(state):
+            return True
+        return self.state == "logged_in" and state in self._states
+
+    def _stop_listener(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stop(wait=1.0)
+
+    def _listener_done(self, outcome: str) -> None:
+        with self._lock:
+            if self.state != "pending" or outcome != "timeout":
+                return
+            self._set_status(
+                "Stopped listening for the browser's reply (timed out). After approving, paste "
+                "the address below, or click Start over for a new link.", kind="info"
+            )
+
+    def _complete_from_browser(self, url: str) -> None:
+        if not self._complete(url, source="browser"):
+            raise _PanelError(self.last_error or "The login could not be completed.")
+
+    def _on_text_msg(self, _widget: Any, content: Mapping[str, Any], _buffers: Any) -> None:
+        if content.get("event") == "submit":
+            self.submit_reply()
+
+    def _complete(self, reply: str, *, source: str) -> bool:
+        with self._lock:
+            if self.state == "logged_in":
+                if source == "paste":
+                    self.paste.value = ""
+                return True
+            if self.state != "pending":
+                self._set_status("This login panel is closed: run the login cell again.",
+                                 kind="error")
+                return False
+            secret = self._take_secret()
+            if secret:
+                self.auth.set_client_secret(secret)
+            if source == "paste":
+                self.submit.disabled = True
+                self._set_status("Completing the login\u2026", kind="info")
+            try:
+                session = self.auth.finish(reply)
+            except MakeError as exc:
+                self._set_error(exc)
+                self.submit.disabled = False
+                return False
+            except Exception as exc:  # a widget callback's traceback would go unseen
+                self._set_error(exc, unexpected=True)
+                self.submit.disabled = False
+                return False
+            self._show_logged_in(session)
+        if source == "paste":
+            self._stop_listener()
+        return True
+
+    def _on_secret(self, change: Mapping[str, Any]) -> None:
+        # Widget state can be saved into the notebook: move the secret into memory at once.
+        value = str(change.get("new") or "").strip()
+        if not value or self.secret is None:
+            return
+        self._secret_value = value
+        self.secret.value = ""
+        self.secret.placeholder = "Received: kept in the kernel's memory for this login"
+
+    def _take_secret(self) -> str:
+        value, self._secret_value = self._secret_value, ""
+        if self.secret is not None:
+            value = value or str(self.secret.value).strip()
+            self.secret.value = ""
+        return value
+
+    def _show_logged_in(self, session: MakeSession, *, announce: bool = True) -> None:
+        self.state = "logged_in"
+        self.last_error = None
+        self.paste.value = ""
+        if self.secret is not None:
+            self.secret.value = ""
+        self._show_controls(False)
+        self._disable_link("Signed in: this link has been used.")
+        self.instructions.value = ""
+        claims: Mapping[str, Any] = {}
+        try:
+            claims = session.userinfo()
+        except Exception:  # userinfo is a nicety; the login itself succeeded
+            claims = {k: v for k, v in session.id_claims.items()
+                      if k in ("sub", "name", "email", "preferred_username")}
+        who = display_name(claims or session.id_claims)
+        self._set_status(f"Logged in to Make as {who}.", kind="ok")
+        self.userinfo.value = userinfo_table(claims)
+        session.add_logout_listener(self._on_logout)
+        if announce and self.on_login is not None:
+            try:
+                self.on_login(session)
+            except Exception:  # noqa: S110 - never undo a completed login over a callback
+                pass
+
+    def _on_logout(self, _session: MakeSession) -> None:
+        with self._lock:
+            if self.state == "logged_in":
+                self.state = "logged_out"
+                self.userinfo.value = ""
+                self._set_status("Logged out of Make. Run the login cell again to log in.",
+                                 kind="info")
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _show_controls(self, show: bool) -> None:
+        for box in (self.controls, self.extras):
+            box.layout.display = None if show else "none"
+
+    def _disable_link(self, text: str) -> None:
+        self.link.value = (
+            "<span class='make-login-link-disabled' style='color:#777'>"
+            f"{html.escape(text)}</span>"
+        )
+
+    def _set_status(self, text: str, *, kind: str) -> None:
+        icon = {"ok": "\u2705 ", "error": "\u26a0\ufe0f ", "info": ""}[kind]
+        color = {"ok": "#1b7f3a", "error": "#b3261e", "info": "inherit"}[kind]
+        self.status.value = (
+            f"<div class='make-login-status-{kind}' style='color:{color};line-height:1.45'>"
+            f"{icon}{html.escape(text)}</div>"
+        )
+
+    def _set_error(self, exc: BaseException, *, unexpected: bool = False) -> None:
+        message = str(exc) or type(exc).__name__
+        if unexpected:
+            message = f"Unexpected error ({type(exc).__name__}): {message}"
+        self.last_error = message
+        self._set_status(message, kind="error")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = self.plain_text()
+        return bundle
+
+    def plain_text(self) -> str:
+        """What a front end without widgets shows: the link and how to finish."""
+        profile = self.auth.config.profile
+        if self.state == "logged_in":
+            return f"Make login panel (profile {profile!r}): logged in."
+        if self.request is None:
+            return f"Make login panel (profile {profile!r}): {self.last_error or 'not started'}"
+        hint = self.finish_hint or "auth.finish('<the address you land on>')"
+        return (
+            f"Make login (profile {profile!r}). Open this link, sign in and approve:\n"
+            f"{browser_link(self.request.url)}\n"
+            f"If this panel does not show up, finish with: {hint}"
+        )
+
+
+class _PanelError(MakeError):
+    """The panel's error message, handed to the loopback page."""

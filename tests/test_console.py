@@ -1,0 +1,127 @@
+"""The text fallback: link printed, reply read with input(), hint when there is no stdin."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import requests
+
+from make_notebook_auth import MakeAuth
+from make_notebook_auth.console import console_login
+from make_notebook_auth.loopback import port_is_free
+
+PASTE_URI = "https://app.example.test/callback"
+LINK = re.compile(r"https?://\S+/oauth/v2/authorize\?\S+")
+
+
+def loopback_uri() -> str:
+    for port in (8765, 8766):
+        if port_is_free(port):
+            return f"http://127.0.0.1:{port}/callback"
+    pytest.skip("ports 8765 and 8766 are both busy on this machine")
+
+
+def make_auth(provider, redirect_uri=PASTE_URI):
+    return MakeAuth(provider.public_client_id, issuer=provider.issuer,
+                    api_url=provider.api_url, redirect_uri=redirect_uri)
+
+
+class Terminal:
+    """A fake console: records output, answers prompts with scripted replies."""
+
+    def __init__(self, provider, replies):
+        self.provider = provider
+        self.out = io.StringIO()
+        self.replies = list(replies)
+        self.prompts = []
+
+    def link(self) -> str:
+        return LINK.findall(self.out.getvalue())[-1]
+
+    def input(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply(self) if callable(reply) else reply
+
+
+def approve(term):
+    return term.provider.authorize(term.link())
+
+
+def test_paste_reply(provider):
+    term = Terminal(provider, [approve])
+    session = console_login(make_auth(provider), input_func=term.input, out=term.out)
+    assert session.logged_in
+    text = term.out.getvalue()
+    assert "app.example.test/callback?code=" in text
+    assert f"Logged in to Make as {provider.users['alice']['name']}" in text
+    assert session.get("users/me").status_code == 200
+
+
+def test_bad_reply_then_good(provider):
+    term = Terminal(provider, ["", "nonsense !!", approve])
+    session = console_login(make_auth(provider), input_func=term.input, out=term.out)
+    assert session.logged_in
+    text = term.out.getvalue()
+    assert "Nothing pasted yet." in text
+    assert "Login not completed:" in text
+    assert len(term.prompts) == 3
+
+
+def test_gives_up_after_attempts(provider):
+    term = Terminal(provider, ["x !"] * 5)
+    session = console_login(make_auth(provider), input_func=term.input, out=term.out,
+                            finish_hint="HINT-LINE")
+    assert session.pending
+    assert "HINT-LINE" in term.out.getvalue()
+
+
+class StdinNotImplementedError(RuntimeError):
+    """Named like IPython's, raised by a kernel whose front end cannot answer input()."""
+
+
+@pytest.mark.parametrize("error", [EOFError(), StdinNotImplementedError("no stdin"),
+                                   OSError("reading from stdin while output is captured")])
+def test_no_stdin_prints_finish_hint(provider, error):
+    term = Terminal(provider, [error])
+    auth = make_auth(provider)
+    session = console_login(auth, input_func=term.input, out=term.out,
+                            finish_hint="make = %make_finish <address>")
+    assert session.pending
+    text = term.out.getvalue()
+    assert "No input is possible here" in text
+    assert "make = %make_finish <address>" in text
+    # The documented way works afterwards.
+    assert auth.finish(provider.authorize(term.link())) is session
+    assert session.logged_in
+
+
+def test_loopback_then_enter(provider):
+    def browser_then_enter(term):
+        s = requests.Session()
+        s.trust_env = False
+        response = s.get(term.provider.authorize(term.link()), timeout=30,
+                         allow_redirects=False)
+        assert response.status_code == 200
+        return ""
+
+    term = Terminal(provider, [browser_then_enter])
+    auth = make_auth(provider, loopback_uri())
+    session = console_login(auth, input_func=term.input, out=term.out)
+    assert session.logged_in
+    text = term.out.getvalue()
+    assert "listening on 127.0.0.1" in text
+    assert "(via the browser)" in text
+    assert "press Enter once" in term.prompts[0]
+
+
+def test_no_listen_prints_paste_instructions(provider):
+    term = Terminal(provider, [approve])
+    session = console_login(make_auth(provider, loopback_uri()), listen=False,
+                            input_func=term.input, out=term.out)
+    assert session.logged_in
+    assert "listening" not in term.out.getvalue()

@@ -1,0 +1,295 @@
+"""The %make_* magics in an in-process IPython shell, against the real providers."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import requests
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from make_notebook_auth import LoginPendingError, MakeAuthError
+from make_notebook_auth.loopback import port_is_free
+from make_notebook_auth.magics import Context, MakeMagics
+
+PASTE_URI = "https://app.example.test/callback"
+LINK = re.compile(r"https?://\S+/oauth/v2/authorize\?\S+")
+
+
+class Recorder:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.shown: list = []
+        self.replies: list = []
+
+    def say(self, text):
+        self.lines.append(text)
+
+    def input(self, prompt):
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply() if callable(reply) else reply
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "make_notebook_auth")
+    yield ip
+    ip.run_line_magic("unload_ext", "make_notebook_auth")
+
+
+@pytest.fixture
+def rec(shell):
+    """The loaded magics' context, showing panels into a list instead of a front end."""
+    magics = shell.magics_manager.registry["MakeMagics"]
+    assert isinstance(magics, MakeMagics)
+    recorder = Recorder()
+    magics.context = Context(shell, widgets=True, out=recorder.say,
+                             display=recorder.shown.append, input_func=recorder.input)
+    yield recorder
+    magics.context.close()
+
+
+def provider_args(provider, redirect_uri=PASTE_URI, client_id=None):
+    return (f"--issuer {provider.issuer} --api-url {provider.api_url} "
+            f"--client-id {client_id or provider.public_client_id} --redirect-uri {redirect_uri}")
+
+
+def loopback_uri() -> str:
+    for port in (8765, 8766):
+        if port_is_free(port):
+            return f"http://127.0.0.1:{port}/callback"
+    pytest.skip("ports 8765 and 8766 are both busy on this machine")
+
+
+def test_extension_registers_magics_with_help(shell):
+    line_magics = shell.magics_manager.magics["line"]
+    for name in ("make_login", "make_logout", "make_userinfo", "make_finish"):
+        assert name in line_magics
+    doc = line_magics["make_login"].__doc__
+    for flag in ("--profile", "--client-id", "--scopes", "--zone", "--redirect-uri", "--issuer",
+                 "--api-url", "--no-widget", "--no-listen", "--force", "--sandbox",
+                 "--remember"):
+        assert flag in doc
+    assert "--client-secret" not in doc
+    assert "--profile" in line_magics["make_logout"].__doc__
+    assert "--profile" in line_magics["make_userinfo"].__doc__
+
+
+def test_pinfo_shows_help(shell, capsys):
+    shell.run_line_magic("pinfo", "%make_login")
+    out = capsys.readouterr().out
+    assert "--no-listen" in out
+
+
+def test_load_ext_through_package(shell):
+    # %load_ext goes through make_notebook_auth.load_ipython_extension; loading twice is harmless.
+    shell.run_line_magic("reload_ext", "make_notebook_auth")
+    assert "make_login" in shell.magics_manager.magics["line"]
+
+
+def test_login_panel_flow(shell, rec, provider):
+    make = shell.run_line_magic("make_login", provider_args(provider))
+    assert make.pending
+    assert len(rec.shown) == 1
+    panel = rec.shown[0]
+    with pytest.raises(MakeAuthError, match="login panel above"):
+        make.get("users/me")
+    with pytest.raises(LoginPendingError):
+        make.get("users/me")
+
+    panel.paste.value = provider.authorize(panel.request.url)
+    panel.submit.click()
+    assert panel.state == "logged_in", panel.status.value
+    assert make.logged_in
+    assert make.get("users/me").status_code == 200
+
+    # Running the cell again: already logged in, same session, no new panel.
+    again = shell.run_line_magic("make_login", provider_args(provider))
+    assert again is make
+    assert "Already logged in" in rec.text
+    assert len(rec.shown) == 1
+
+    frame = shell.run_line_magic("make_userinfo", "")
+    assert isinstance(frame, pd.DataFrame)
+    assert frame.loc["default", "email"] == provider.users["alice"]["email"]
+
+    # --force logs in again with a new panel and a new pending session.
+    forced = shell.run_line_magic("make_login", provider_args(provider) + " --force")
+    assert forced is not make and forced.pending
+    assert len(rec.shown) == 2
+    assert make.logged_in
+
+
+def test_logout_revokes(shell, rec, provider):
+    make = shell.run_line_magic("make_login", provider_args(provider) + " --profile work")
+    panel = rec.shown[0]
+    panel.submit_reply(provider.authorize(panel.request.url))
+    assert make.logged_in
+    frame = shell.run_line_magic("make_userinfo", "--profile work")
+    assert list(frame.index) == ["work"]
+    token = make.token["access_token"]
+
+    shell.run_line_magic("make_logout", "--profile work")
+    assert "Logged out of Make (profile 'work')" in rec.text
+    assert not make.logged_in
+    assert panel.state == "logged_out"
+    s = requests.Session()
+    s.trust_env = False
+    assert s.get(provider.api_url + "users/me", timeout=10,
+                 headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    with pytest.raises(UsageError, match="Not logged in"):
+        shell.run_line_magic("make_userinfo", "--profile work")
+    shell.run_line_magic("make_logout", "--profile work")
+    assert "nothing to log out" in rec.text
+
+
+def test_userinfo_without_login(shell, rec):
+    with pytest.raises(UsageError, match="make_login"):
+        shell.run_line_magic("make_userinfo", "")
+
+
+def test_rerun_replaces_pending_panel_and_frees_port(shell, rec, provider):
+    uri = loopback_uri()
+    first = shell.run_line_magic("make_login", provider_args(provider, uri))
+    old = rec.shown[0]
+    assert old.listener is not None and old.listener.listening
+    second = shell.run_line_magic("make_login", provider_args(provider, uri))
+    new = rec.shown[1]
+    assert old.state == "closed" and "replaced" in old.status.value
+    assert new.listener is not None and new.listener.listening  # the port was handed over
+    s = requests.Session()
+    s.trust_env = False
+    assert s.get(provider.authorize(new.request.url), timeout=30).status_code == 200
+    assert second.logged_in and not first.logged_in
+
+
+def test_secret_never_on_the_line(shell, rec, provider):
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("make_login", provider_args(provider) + " --client-secret s3cr3t")
+    assert "s3cr3t" not in str(info.value)
+    assert "MAKE_CLIENT_SECRET" in str(info.value)
+
+
+def test_missing_client_id_is_a_usage_error(shell, rec):
+    with pytest.raises(UsageError, match="MAKE_CLIENT_ID"):
+        shell.run_line_magic("make_login", "")
+
+
+def test_settings_from_environment(shell, rec, provider, monkeypatch):
+    monkeypatch.setenv("MAKE_ISSUER", provider.issuer)
+    monkeypatch.setenv("MAKE_API_URL", provider.api_url)
+    monkeypatch.setenv("MAKE_CLIENT_ID", provider.confidential_client_id)
+    monkeypatch.setenv("MAKE_CLIENT_SECRET", provider.confidential_client_secret)
+    monkeypatch.setenv("MAKE_REDIRECT_URI", PASTE_URI)
+    make = shell.run_line_magic("make_login", "")
+    panel = rec.shown[0]
+    assert panel.secret is None  # the secret came from the environment
+    panel.submit_reply(provider.authorize(panel.request.url))
+    assert make.logged_in and make.can_refresh
+
+
+def test_no_widget_reads_reply_with_input(shell, rec, provider, capsys):
+    printed = []
+
+    def paste():
+        printed.append(capsys.readouterr().out)  # what the console printed so far
+        return provider.authorize(LINK.findall(printed[-1])[-1])
+
+    rec.replies = [paste]
+    make = shell.run_line_magic("make_login", provider_args(provider) + " --no-widget")
+    assert rec.shown == []
+    assert make.logged_in
+    assert "sign in and approve" in printed[0]
+    assert "Logged in to Make as" in capsys.readouterr().out
+
+
+def test_no_stdin_then_make_finish(shell, rec, provider, capsys):
+    rec.replies = [EOFError()]
+    make = shell.run_line_magic("make_login", provider_args(provider) + " --no-widget")
+    out = capsys.readouterr().out
+    assert make.pending
+    assert "make = %make_finish <the address you landed on>" in out
+    link = LINK.findall(out)[-1]
+    finished = shell.run_line_magic("make_finish", provider.authorize(link))
+    assert finished is make and make.logged_in
+
+
+def test_make_finish_with_panel(shell, rec, provider):
+    make = shell.run_line_magic("make_login", provider_args(provider) + " -p other")
+    panel = rec.shown[0]
+    with pytest.raises(UsageError, match="neither the redirect address"):
+        shell.run_line_magic("make_finish", "-p other garbage!!")
+    shell.run_line_magic("make_finish", "--profile other " + provider.authorize(panel.request.url))
+    assert make.logged_in and panel.state == "logged_in"
+
+
+def test_make_finish_without_login(shell, rec):
+    with pytest.raises(UsageError, match="No login is in progress"):
+        shell.run_line_magic("make_finish", "http://127.0.0.1:8765/callback?code=x&state=y")
+
+
+def test_widgets_not_used_without_kernel(shell):
+    # A terminal IPython shell has no kernel: the magic falls back to text.
+    from make_notebook_auth.magics import _widgets_usable
+
+    assert not _widgets_usable(shell)
+    assert not _widgets_usable(None)
+
+
+def test_sandbox_login_with_loopback(shell, rec):
+    pytest.importorskip("authlib")
+    import fixtures_sandbox
+
+    from make_notebook_auth.sandbox import ensure_sandbox
+
+    make = shell.run_line_magic("make_login", "--sandbox --profile sb")
+    assert "local Make sandbox" in rec.text
+    panel = rec.shown[0]
+    sandbox = ensure_sandbox()
+    assert panel.auth.config.issuer == sandbox.issuer
+    assert "sandbox" in panel.header.value
+    redirect = fixtures_sandbox.make_authorize(sandbox.issuer)(panel.request.url)
+    if panel.listener is not None:
+        s = requests.Session()
+        s.trust_env = False
+        assert s.get(redirect, timeout=30).status_code == 200
+    else:
+        panel.submit_reply(redirect)
+    assert make.logged_in
+    orgs = make.get("organizations").json()["organizations"]
+    assert orgs
+
+
+def test_remember_restores_after_restart(shell, rec, provider, monkeypatch, tmp_path):
+    from make_notebook_auth import registry
+    from make_notebook_auth.auth import MakeAuth
+    from make_notebook_auth.magics import _accepts
+
+    if not _accepts(MakeAuth, "remember"):
+        pytest.skip("MakeAuth has no remember=True in this version")
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path))
+    args = provider_args(provider) + " --remember --profile kept"
+    make = shell.run_line_magic("make_login", args)
+    panel = rec.shown[0]
+    panel.submit_reply(provider.authorize(panel.request.url))
+    assert make.logged_in
+
+    registry.forget("kept")  # a kernel restart: nothing in memory any more
+    magics = shell.magics_manager.registry["MakeMagics"]
+    magics.context = Context(shell, widgets=True, out=rec.say, display=rec.shown.append)
+    again = shell.run_line_magic("make_login", args)
+    assert again.logged_in and again is not make
+    assert "restored" in rec.text
+    assert len(rec.shown) == 1  # no new panel
+    assert again.get("users/me").status_code == 200
+    shell.run_line_magic("make_logout", "--profile kept")
+    assert not again.logged_in
