@@ -18,7 +18,6 @@ are a thin argument-parsing layer over it. ipywidgets is imported only when a pa
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +55,6 @@ def _widgets_usable(shell: Any) -> bool:
     except ImportError:
         return False
     return True
-
-
-def _accepts(func: Callable[..., Any], name: str) -> bool:
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _alive(session: MakeSession | None) -> bool:
@@ -150,14 +142,8 @@ class Context:
             title = "Log in to the Make sandbox"
             self.say("Using the local Make sandbox: demo users, synthetic data, no Make "
                      "account needed.")
-        if remember:
-            if _accepts(MakeAuth, "remember"):
-                kwargs["remember"] = True
-            else:
-                self.say("Note: --remember is not supported by this version; logging in "
-                         "without it.")
         try:
-            auth = MakeAuth(client_id, secret, **kwargs)
+            auth = MakeAuth(client_id, secret, remember=remember, **kwargs)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
 
