@@ -18,6 +18,15 @@ if TYPE_CHECKING:
 _restore_lock = threading.Lock()
 
 
+def _forget_remembered(profile: str) -> None:
+    from . import cache  # persistence is an edge: imported only when needed
+
+    cache.delete(profile)
+
+
+registry.on_logout(_forget_remembered)
+
+
 def _restore(profile: str) -> MakeSession | None:
     """The login remembered on disk for ``profile`` (see ``MakeAuth(remember=True)``)."""
     from . import cache  # persistence is an edge: imported only when needed

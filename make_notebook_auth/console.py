@@ -151,6 +151,10 @@ class ConsoleLogin:
         if self.listener is not None:
             self.listener.stop()
 
+    def close(self) -> None:
+        """Stop listening (the login was replaced, finished in code or logged out)."""
+        self._stop()
+
 
 def console_login(
     auth: MakeAuth,

@@ -145,6 +145,14 @@ def _tries(resp: requests.Response) -> int:
     return len(history) + 1
 
 
+def _bearer(resp: requests.Response) -> str | None:
+    """The bearer token the request carried, if any."""
+    auth = resp.request.headers.get("Authorization") if resp.request is not None else None
+    if isinstance(auth, str) and auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
 def api_error(resp: requests.Response) -> MakeAPIError:
     """A ``MakeAPIError`` for a non-2xx answer, from Make's ``{"message", "detail", ...}``."""
     body = json_body(resp)
@@ -162,6 +170,12 @@ def api_error(resp: requests.Response) -> MakeAPIError:
             detail = desc if isinstance(desc, str) else detail
     if message is None:
         message = resp.reason or None
+    bearer = _bearer(resp)
+    if bearer:  # an API that echoes the token it refused must not put it in a message
+        message, detail = (t.replace(bearer, "***") if t else t for t in (message, detail))
+        suberrors = [{**sub, "message": sub["message"].replace(bearer, "***")}
+                     if isinstance(sub, dict) and isinstance(sub.get("message"), str) else sub
+                     for sub in suberrors]
     status = resp.status_code
     method = (resp.request.method or "GET").upper() if resp.request is not None else "GET"
     after = _retry_after(resp.headers.get("Retry-After"))

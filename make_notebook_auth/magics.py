@@ -28,7 +28,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from . import registry
 from .api import userinfo_frame
 from .auth import MakeAuth
-from .console import console_login
+from .config import MakeConfig
+from .console import ConsoleLogin
 from .errors import MakeError
 from .loopback import loopback_target, port_is_free
 from .session import MakeSession
@@ -64,6 +65,23 @@ def _alive(session: MakeSession | None) -> bool:
     return left is None or left > 0 or session.can_refresh
 
 
+def _same_login(session: MakeSession | None, client_id: str | None, secret: str | None,
+                kwargs: dict[str, Any]) -> bool:
+    """Whether ``session`` is what these login settings ask for (same authorization server,
+    client, API and scopes). Settings that cannot be resolved ask for nothing else."""
+    if session is None:
+        return False
+    try:
+        wanted = MakeConfig.resolve(client_id, secret, **kwargs)
+    except MakeError:
+        return True
+    have = session.config
+    if wanted.api_url is not None and have.api_url != wanted.api_url:
+        return False
+    return (have.issuer, have.client_id, set(have.scopes)) == (
+        wanted.issuer, wanted.client_id, set(wanted.scopes))
+
+
 class Context:
     """The kernel's Make logins: one ``MakeAuth`` (and login panel) per profile."""
 
@@ -83,6 +101,8 @@ class Context:
         self.input_func = input_func
         self.auths: dict[str, MakeAuth] = {}
         self.panels: dict[str, LoginPanel] = {}
+        # Text logins: with no stdin, their listener outlives the cell.
+        self.consoles: dict[str, ConsoleLogin] = {}
 
     # -- output ----------------------------------------------------------------------------
 
@@ -119,14 +139,6 @@ class Context:
         force: bool = False,
     ) -> MakeSession:
         """Start a login for ``profile`` and return its (pending) ``MakeSession``."""
-        if not force:
-            current = registry.lookup(profile)
-            if _alive(current):
-                assert current is not None
-                self.say(f"Already logged in to Make as {self._who(current)} (profile "
-                         f"{profile!r}); returning that session. Use --force to log in again.")
-                return current
-
         kwargs: dict[str, Any] = dict(
             scopes=scopes, redirect_uri=redirect_uri, zone=zone, issuer=issuer,
             api_url=api_url, profile=profile,
@@ -140,12 +152,24 @@ class Context:
             kwargs.update(issuer=settings["MAKE_ISSUER"], api_url=settings["MAKE_API_URL"],
                           redirect_uri=settings["MAKE_REDIRECT_URI"], zone=None)
             title = "Log in to the Make sandbox"
+
+        if not force:
+            current = registry.lookup(profile)
+            if _alive(current) and _same_login(current, client_id, secret, kwargs):
+                assert current is not None
+                self.say(f"Already logged in to Make as {self._who(current)} (profile "
+                         f"{profile!r}); returning that session. Use --force to log in again.")
+                return current
+        if sandbox:
             self.say("Using the local Make sandbox: demo users, synthetic data, no Make "
                      "account needed.")
         try:
             auth = MakeAuth(client_id, secret, remember=remember, **kwargs)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
+        if sandbox and auth.config.client_secret != secret:
+            # MAKE_CLIENT_SECRET belongs to a real Make client: never send it to the sandbox.
+            auth.set_client_secret(secret)
 
         self._retire(profile)
         self.auths[profile] = auth
@@ -169,17 +193,23 @@ class Context:
             self.panels[profile] = panel
             self.show(panel)
             return auth.session
+        console = ConsoleLogin(auth, listen=listen, input_func=self.input_func,
+                               finish_hint=hint)
+        self.consoles[profile] = console
         try:
-            return console_login(auth, listen=listen, input_func=self.input_func,
-                                 finish_hint=hint)
+            return console.run()
         except MakeError as exc:
             raise UsageError(str(exc)) from None
 
     def _retire(self, profile: str) -> None:
-        """Close the profile's previous panel (its listener holds the redirect port)."""
+        """Close the profile's previous panel or text login (its listener holds the redirect
+        port)."""
         panel = self.panels.pop(profile, None)
         if panel is not None:
             panel.close_login("A newer login panel for this profile replaced this one.")
+        console = self.consoles.pop(profile, None)
+        if console is not None:
+            console.close()
 
     def _sandbox_settings(self, redirect_uri: str | None) -> dict[str, str]:
         try:
@@ -227,6 +257,9 @@ class Context:
             session = auth.finish(reply)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
+        console = self.consoles.pop(profile, None)
+        if console is not None:
+            console.close()  # finished in code: its listener has nothing left to wait for
         self.say(f"Logged in to Make as {self._who(session)}.")
         return session
 
@@ -259,7 +292,7 @@ class Context:
             raise UsageError(str(exc)) from None
 
     def close(self) -> None:
-        for profile in list(self.panels):
+        for profile in {*self.panels, *self.consoles}:
             self._retire(profile)
 
 

@@ -76,7 +76,9 @@ class ProviderMetadata:
                     raise MakeAuthError(f"The discovery document's {key} is not a URL.")
                 require_secure(value, f"The provider's {key}")
             endpoints[key] = value
-        algs = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algs = doc.get("id_token_signing_alg_values_supported")
+        if not isinstance(algs, list):  # required by OIDC discovery; a bad value: the default
+            algs = ["RS256"]
         safe_algs = tuple(a for a in algs if isinstance(a, str) and _asymmetric(a))
         return cls(
             issuer=advertised,
@@ -157,10 +159,14 @@ def _key_set(jwks_uri: str, *, refresh: bool = False) -> Any:
 
 
 def _candidate_keys(key_set: Any, kid: str | None, alg: str) -> list[Any]:
+    """The keys that may have signed a token: those with its ``kid`` (when it has one), else
+    those published without a ``kid`` (a provider may name a key only in the token)."""
+    if kid is not None and not any(key.key_id == kid for key in key_set.keys):
+        kid = ""  # matches the keys without a kid
     family = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}[alg[:2]]
     keys = []
     for key in key_set.keys:
-        if kid is not None and key.key_id != kid:
+        if kid is not None and (key.key_id or "") != kid:
             continue
         if key.key_type != family:
             continue
@@ -174,6 +180,41 @@ def _candidate_keys(key_set: Any, kid: str | None, alg: str) -> list[Any]:
 
 
 # --- ID token ------------------------------------------------------------------------------
+
+
+def _decode(id_token: str, keys: list[Any], alg: str, client_id: str, issuer: str,
+            leeway: float) -> dict[str, Any] | None:
+    """The token's claims if one of ``keys`` verifies it, else None; claim errors raise."""
+    import jwt
+
+    for key in keys:
+        try:
+            return jwt.decode(
+                id_token,
+                key=key.key,
+                algorithms=[alg],
+                audience=client_id,
+                issuer=issuer,
+                leeway=leeway,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+        except jwt.exceptions.InvalidSignatureError:
+            continue
+        except jwt.exceptions.ExpiredSignatureError:
+            raise IDTokenError("exp", "it has expired") from None
+        except jwt.exceptions.InvalidAudienceError:
+            raise IDTokenError("aud", "it was issued for another client") from None
+        except jwt.exceptions.InvalidIssuerError:
+            raise IDTokenError("iss", "it was issued by another issuer") from None
+        except jwt.exceptions.ImmatureSignatureError:
+            raise IDTokenError("iat", "it claims to be issued in the future") from None
+        except jwt.exceptions.MissingRequiredClaimError as exc:
+            raise IDTokenError(exc.claim, f"the {exc.claim!r} claim is missing") from None
+        except jwt.exceptions.InvalidIssuedAtError:
+            raise IDTokenError("iat", "its 'iat' claim is not a number") from None
+        except jwt.exceptions.PyJWTError as exc:
+            raise IDTokenError("format", type(exc).__name__) from None
+    return None
 
 
 def verify_id_token(
@@ -204,44 +245,19 @@ def verify_id_token(
     if kid is not None and not isinstance(kid, str):
         raise IDTokenError("format", "its key id is not a string")
 
-    keys = _candidate_keys(_key_set(metadata.jwks_uri), kid, alg)
-    if not keys:  # key rotation: fetch the key set again, once, right away
-        keys = _candidate_keys(_key_set(metadata.jwks_uri, refresh=True), kid, alg)
-    if not keys:
-        which = f"key id {kid!r}" if kid else f"an {alg} key"
-        raise IDTokenError("signature", f"the provider's key set has no {which}")
-
     claims: dict[str, Any] | None = None
-    for key in keys:
-        try:
-            claims = jwt.decode(
-                id_token,
-                key=key.key,
-                algorithms=[alg],
-                audience=client_id,
-                issuer=metadata.issuer,
-                leeway=leeway,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
-            )
+    for refetch in (False, True):  # a miss (key rotation) fetches the key set again, once
+        keys = _candidate_keys(_key_set(metadata.jwks_uri, refresh=refetch), kid, alg)
+        claims = _decode(id_token, keys, alg, client_id, metadata.issuer, leeway)
+        if claims is not None:
             break
-        except jwt.exceptions.InvalidSignatureError:
-            continue
-        except jwt.exceptions.ExpiredSignatureError:
-            raise IDTokenError("exp", "it has expired") from None
-        except jwt.exceptions.InvalidAudienceError:
-            raise IDTokenError("aud", "it was issued for another client") from None
-        except jwt.exceptions.InvalidIssuerError:
-            raise IDTokenError("iss", "it was issued by another issuer") from None
-        except jwt.exceptions.ImmatureSignatureError:
-            raise IDTokenError("iat", "it claims to be issued in the future") from None
-        except jwt.exceptions.MissingRequiredClaimError as exc:
-            raise IDTokenError(exc.claim, f"the {exc.claim!r} claim is missing") from None
-        except jwt.exceptions.InvalidIssuedAtError:
-            raise IDTokenError("iat", "its 'iat' claim is not a number") from None
-        except jwt.exceptions.PyJWTError as exc:
-            raise IDTokenError("format", type(exc).__name__) from None
     if claims is None:
+        if not keys:
+            which = f"key id {kid!r}" if kid else f"an {alg} key"
+            raise IDTokenError("signature", f"the provider's key set has no {which}")
         raise IDTokenError("signature", "the signature does not match the provider's key")
+    if claims.get("iss") != metadata.issuer:  # exact, whatever PyJWT's version compares
+        raise IDTokenError("iss", "it was issued by another issuer")
 
     iat = claims.get("iat")
     if not isinstance(iat, (int, float)) or iat > time.time() + leeway:

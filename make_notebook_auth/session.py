@@ -105,6 +105,8 @@ class MakeSession(OAuth2Session):
         self.id_claims: dict[str, Any] = dict(id_claims or {})
         self._status = "pending"
         self._refresh_lock = threading.Lock()
+        self._refresh_flights = 0  # refresh attempts finished (success or failure)
+        self._refresh_failure: MakeError | None = None  # how the last attempt failed
         self._token_listeners: list[Callable[[MakeSession], None]] = []
         self._logout_listeners: list[Callable[[MakeSession], None]] = []
         self._api_base = config.api_url
@@ -245,10 +247,16 @@ class MakeSession(OAuth2Session):
             raise NotLoggedInError(self.profile, " (This session was logged out.)")
         token = self.token
         if self._needs_refresh(token):
+            flights = self._refresh_flights
             with self._refresh_lock:  # single flight: waiters find the fresh token
                 token = self.token
                 if self._status != "active":
                     raise NotLoggedInError(self.profile, " (This session was logged out.)")
+                failure = self._refresh_failure
+                if flights != self._refresh_flights and failure is not None:
+                    # The refresh we waited for failed: report it rather than send the same
+                    # (possibly already rotated) refresh token again from every waiting thread.
+                    raise failure
                 if self._needs_refresh(token):
                     if token.get("refresh_token"):
                         self._refresh_locked(token)
@@ -269,15 +277,29 @@ class MakeSession(OAuth2Session):
             self._refresh_locked(self.token)
 
     def _refresh_locked(self, token: dict[str, Any]) -> None:
+        self._refresh_failure = None
+        try:
+            self._refresh_once(token)
+        except MakeError as exc:
+            self._refresh_failure = exc
+            raise
+        finally:
+            self._refresh_flights += 1
+
+    def _drop_refresh_token(self, token: dict[str, Any]) -> None:
+        """Forget a refresh token that must not be sent again (so no thread retries it)."""
+        dead = tokens.Token(token)
+        dead.pop("refresh_token", None)
+        self.token = dead
+
+    def _refresh_once(self, token: dict[str, Any]) -> None:
         meta = self._require_metadata()
         try:
             new = tokens.refresh(self.config, meta.token_endpoint, token["refresh_token"])
         except TokenEndpointError as exc:
             if exc.error in ("invalid_grant", "invalid_token"):
                 # The grant is gone: drop the dead refresh token so no other thread retries it.
-                dead = tokens.Token(token)
-                dead.pop("refresh_token", None)
-                self.token = dead
+                self._drop_refresh_token(token)
                 raise LoginExpiredError(
                     self.profile, f"Make refused the refresh token ({exc.error})."
                 ) from None
@@ -286,10 +308,16 @@ class MakeSession(OAuth2Session):
             new["refresh_token"] = token["refresh_token"]
         claims = self.id_claims
         if new.get("id_token") and self.config.wants_id_token:
-            claims = verify_id_token(
-                new["id_token"], meta, self.config.client_id, nonce=None,
-                expected_sub=self.id_claims.get("sub"),
-            )
+            try:
+                claims = verify_id_token(
+                    new["id_token"], meta, self.config.client_id, nonce=None,
+                    expected_sub=self.id_claims.get("sub"),
+                )
+            except MakeError:
+                # The refresh token was spent (and may have been rotated): sending it again
+                # would be a replay, which makes a provider revoke the whole grant.
+                self._drop_refresh_token(token)
+                raise
         elif token.get("id_token"):
             new["id_token"] = token["id_token"]
         self.token = new
@@ -398,9 +426,15 @@ class MakeSession(OAuth2Session):
                         headers={"Authorization": f"Bearer {id_token}"})
         body = json_body(resp)
         if resp.status_code != 200 or not isinstance(body, dict):
+            if resp.status_code in (401, 403):
+                hint = "The login may have been revoked: log in again."
+            elif resp.status_code == 200:
+                hint = "Its answer is not the JSON claims this package reads."
+            else:
+                hint = ("Try again later; if it persists, check the issuer setting "
+                        "(MAKE_ISSUER).")
             raise MakeAuthError(
-                f"Make's userinfo endpoint answered HTTP {resp.status_code}. The login may have "
-                "been revoked: log in again."
+                f"Make's userinfo endpoint answered HTTP {resp.status_code}. {hint}"
             )
         sub = self.id_claims.get("sub")
         if sub is not None and body.get("sub") != sub:
@@ -426,6 +460,9 @@ class MakeSession(OAuth2Session):
             self.id_claims = {}
             self._userinfo_cache = None
         registry.forget(self.profile, self)
+        # Whatever else keeps this profile's login (a remembered copy on disk, even an older
+        # one) must not bring it back through get_session() after the user logged out.
+        registry.logged_out(self.profile)
         problems: list[str] = []
         if was_active:
             endpoint: str | None = None

@@ -53,13 +53,23 @@ def _post(url: str, endpoint: str, data: dict[str, str]) -> Any:
     )
 
 
-def _token_from_response(resp: Any, action: str) -> Token:
+def _scrub(text: str, hidden: tuple[str, ...]) -> str:
+    """``text`` with every credential of ``hidden`` masked (providers may echo them)."""
+    for value in hidden:
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def _token_from_response(resp: Any, action: str, hidden: tuple[str, ...] = ()) -> Token:
     body = json_body(resp)
     if resp.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             desc = body.get("error_description")
             raise TokenEndpointError(
-                body["error"], desc if isinstance(desc, str) else None, resp.status_code,
+                _scrub(body["error"], hidden),
+                _scrub(desc, hidden) if isinstance(desc, str) else None,
+                resp.status_code,
                 action=action,
             )
         raise TokenEndpointError(
@@ -92,12 +102,15 @@ def exchange_code(
         "code_verifier": code_verifier,
         **client_auth(config),
     }
-    return _token_from_response(_post(token_endpoint, "token", data), "authorization code exchange")
+    hidden = (code, code_verifier, config.client_secret or "")
+    return _token_from_response(_post(token_endpoint, "token", data),
+                                "authorization code exchange", hidden)
 
 
 def refresh(config: MakeConfig, token_endpoint: str, refresh_token: str) -> Token:
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **client_auth(config)}
-    return _token_from_response(_post(token_endpoint, "token", data), "token refresh")
+    return _token_from_response(_post(token_endpoint, "token", data), "token refresh",
+                                (refresh_token, config.client_secret or ""))
 
 
 def revoke(config: MakeConfig, revocation_endpoint: str, token: str, hint: str) -> str | None:
@@ -111,5 +124,6 @@ def revoke(config: MakeConfig, revocation_endpoint: str, token: str, hint: str) 
         return None
     body = json_body(resp)
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return f"{body['error']} (HTTP {resp.status_code})"
+        return f"{_scrub(body['error'], (token, config.client_secret or ''))} " \
+               f"(HTTP {resp.status_code})"
     return f"HTTP {resp.status_code}"

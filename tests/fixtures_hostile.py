@@ -97,6 +97,11 @@ class HostileProvider:
     def calls(self, path: str) -> int:
         return sum(1 for _, p, _ in self.requests if p == path)
 
+    def refresh_calls(self) -> list[dict[str, str]]:
+        """The forms of every refresh request received (answered or refused)."""
+        return [f for _, p, f in self.requests
+                if p == "/oauth/v2/token" and f.get("grant_type") == "refresh_token"]
+
     def default_claims(self, nonce: str | None) -> dict[str, Any]:
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": "user-1", "aud": self.client_id,
@@ -145,12 +150,12 @@ class HostileProvider:
         return 404, {"error": "not_found"}
 
     def _token(self, form: dict[str, str]) -> tuple[int, Any]:
+        if form.get("grant_type") == "refresh_token" and self.refresh_delay:
+            time.sleep(self.refresh_delay)
         if self.token_body is not None:
             return self.token_status, self.token_body
         if form.get("grant_type") == "refresh_token":
             self.refresh_count += 1
-            if self.refresh_delay:
-                time.sleep(self.refresh_delay)
             body = {"access_token": "at-" + secrets.token_hex(8), "token_type": "Bearer",
                     "expires_in": self.expires_in,
                     "refresh_token": "rt-" + secrets.token_hex(8)}

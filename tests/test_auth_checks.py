@@ -314,3 +314,109 @@ def test_userinfo_for_another_user_is_refused(hostile):
     hostile.userinfo_claims = {"sub": "somebody-else"}
     with pytest.raises(MakeAuthError, match="another user"):
         session.userinfo()
+
+
+def test_threads_waiting_on_a_failed_refresh_do_not_refresh_again(hostile):
+    hostile.expires_in = 2
+    _, session = login(hostile)
+    time.sleep(2.1)
+    hostile.refresh_delay = 0.3
+    hostile.token_status, hostile.token_body = 503, {"error": "temporarily_unavailable"}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        try:
+            session.access_token()
+        except MakeAuthError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(hostile.refresh_calls()) == 1  # the waiters share the failure
+    assert len(errors) == 8 and all(isinstance(e, TokenEndpointError) for e in errors)
+    hostile.token_body = None  # the provider is back: a later call tries again
+    assert session.access_token().startswith("at-")
+    assert len(hostile.refresh_calls()) == 2
+
+
+def test_rejected_refreshed_id_token_does_not_replay_the_refresh_token(hostile):
+    hostile.expires_in = 2
+    _, session = login(hostile)
+    time.sleep(2.1)
+    plain_token = hostile._token
+
+    def token_for_another_user(form):
+        status, body = plain_token(form)
+        if form.get("grant_type") == "refresh_token":  # rotated, but for someone else
+            body["id_token"] = hostile.signer.sign({**hostile.default_claims(None),
+                                                    "sub": "someone-else"})
+        return status, body
+
+    hostile._token = token_for_another_user
+    with pytest.raises(IDTokenError) as info:
+        session.access_token()
+    assert info.value.check == "sub"
+    assert session.id_claims["sub"] == "user-1"
+    with pytest.raises(LoginExpiredError):  # not a second refresh with the spent token
+        session.access_token()
+    assert len(hostile.refresh_calls()) == 1
+
+
+def test_malformed_discovery_alg_list_falls_back_to_rs256(hostile):
+    hostile.discovery_extra = {"id_token_signing_alg_values_supported": 5}
+    _, session = login(hostile)
+    assert session.logged_in
+
+
+def test_jwks_without_kid_and_alg_accepts_a_token_that_names_a_kid(hostile):
+    published = hostile.signer.jwks
+
+    def without_kid():
+        doc = published()
+        for jwk in doc["keys"]:
+            del jwk["kid"], jwk["alg"]
+        return doc
+
+    hostile.signer.jwks = without_kid
+    _, session = login(hostile)  # the token's header still names a kid
+    assert session.logged_in
+    # ...but the signature is still checked against the published (kid-less) keys
+    stranger = hostile.signer.new_key()
+    err = _finish_with(hostile, id_token_for=lambda c: hostile.signer.sign(c, kid=stranger))
+    assert err.check == "signature"
+
+
+@pytest.mark.parametrize("alg", ["ES256", "PS256", "EdDSA"])
+def test_other_asymmetric_algorithms(hostile, alg):
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    if alg == "ES256":
+        key, family = ec.generate_private_key(ec.SECP256R1()), jwt.algorithms.ECAlgorithm
+    elif alg == "EdDSA":
+        key, family = ed25519.Ed25519PrivateKey.generate(), jwt.algorithms.OKPAlgorithm
+    else:
+        key, family = hostile.signer.keys[hostile.signer.current], jwt.algorithms.RSAAlgorithm
+    hostile.discovery_extra = {"id_token_signing_alg_values_supported": [alg]}
+    hostile.signer.jwks = lambda: {"keys": [json.loads(family.to_jwk(key.public_key()))]}
+    hostile.id_token_for = lambda claims: jwt.encode(claims, key, algorithm=alg)
+    _, session = login(hostile)
+    assert session.id_claims["sub"] == "user-1"
+
+
+@pytest.mark.parametrize(("status", "revoked"), [(401, True), (404, False), (500, False)])
+def test_userinfo_failure_is_explained(hostile, status, revoked):
+    _, session = login(hostile)
+    original = hostile.handle
+    hostile.handle = lambda m, p, f: ((status, {"error": "x"}) if p.endswith("/userinfo")
+                                      else original(m, p, f))
+    with pytest.raises(MakeAuthError, match=f"HTTP {status}") as info:
+        session.userinfo()
+    assert ("revoked" in str(info.value)) is revoked

@@ -464,3 +464,19 @@ def test_logout_without_client_settings_still_deletes(api_login, cache_dir):
     assert not the_file("work").exists()
     with pytest.raises(NotLoggedInError):
         logout("work")
+
+
+def test_logout_also_forgets_an_older_remembered_login(hostile, monkeypatch):
+    settings = {"MAKE_CLIENT_ID": hostile.client_id, "MAKE_CLIENT_SECRET": "s3cr3t-value-xyz",
+                "MAKE_ISSUER": hostile.issuer, "MAKE_API_URL": hostile.issuer + "/api/v2"}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    remembered = MakeAuth(remember=True)
+    remembered.finish(hostile.authorize(remembered.start().url))
+    assert cache_mod.exists("default")
+    again = MakeAuth()  # the same profile logged in again, this time not remembered
+    session = again.finish(hostile.authorize(again.start().url))
+    session.logout()
+    assert not cache_mod.exists("default")
+    with pytest.raises(NotLoggedInError):
+        get_session()  # not the older login brought back from disk

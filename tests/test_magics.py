@@ -271,11 +271,7 @@ def test_sandbox_login_with_loopback(shell, rec):
 
 def test_remember_restores_after_restart(shell, rec, provider, monkeypatch, tmp_path):
     from make_notebook_auth import registry
-    from make_notebook_auth.auth import MakeAuth
-    from make_notebook_auth.magics import _accepts
 
-    if not _accepts(MakeAuth, "remember"):
-        pytest.skip("MakeAuth has no remember=True in this version")
     monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path))
     args = provider_args(provider) + " --remember --profile kept"
     make = shell.run_line_magic("make_login", args)
@@ -293,3 +289,75 @@ def test_remember_restores_after_restart(shell, rec, provider, monkeypatch, tmp_
     assert again.get("users/me").status_code == 200
     shell.run_line_magic("make_logout", "--profile kept")
     assert not again.logged_in
+
+
+def test_rerun_without_stdin_frees_the_console_listener(shell, rec, provider, capsys):
+    """The text fallback's listener outlives a cell with no stdin; re-running the cell (or
+    logging out) must hand its port over instead of leaving it to the old login."""
+    uri = loopback_uri()
+    rec.replies = [EOFError(), EOFError()]
+    first = shell.run_line_magic("make_login", provider_args(provider, uri) + " --no-widget")
+    out = capsys.readouterr().out
+    assert first.pending and "listening on 127.0.0.1" in out
+    second = shell.run_line_magic("make_login", provider_args(provider, uri) + " --no-widget")
+    out = capsys.readouterr().out
+    assert "listening on 127.0.0.1" in out  # the port was handed over
+    s = requests.Session()
+    s.trust_env = False
+    assert s.get(provider.authorize(LINK.findall(out)[-1]), timeout=30).status_code == 200
+    assert second.logged_in and not first.logged_in
+
+    port = int(uri.split(":")[2].split("/")[0])
+    rec.replies = [EOFError(), EOFError()]
+    third = shell.run_line_magic("make_login", provider_args(provider, uri)
+                                 + " --no-widget --profile other")
+    link = LINK.findall(capsys.readouterr().out)[-1]
+    assert third.pending and not port_is_free(port)
+    shell.run_line_magic("make_finish", "-p other " + provider.authorize(link))
+    assert third.logged_in and port_is_free(port)  # finished in code: the listener is done
+
+    fourth = shell.run_line_magic("make_login", provider_args(provider, uri)
+                                  + " --no-widget --profile more")
+    assert fourth.pending and not port_is_free(port)
+    shell.run_line_magic("make_logout", "--profile more")
+    assert port_is_free(port)
+
+
+def test_sandbox_never_takes_a_real_client_secret(shell, rec, monkeypatch):
+    """MAKE_CLIENT_SECRET belongs to a real Make client: --sandbox must not send it to the
+    sandbox (whose public client would refuse it, failing the login)."""
+    pytest.importorskip("authlib")
+    import fixtures_sandbox
+
+    from make_notebook_auth.sandbox import ensure_sandbox
+
+    monkeypatch.setenv("MAKE_CLIENT_SECRET", "real-make-secret-not-for-the-sandbox")
+    make = shell.run_line_magic("make_login", "--sandbox --no-listen --profile sbenv")
+    panel = rec.shown[0]
+    assert panel.auth.config.client_secret is None
+    assert make.config.client_secret is None
+    redirect = fixtures_sandbox.make_authorize(ensure_sandbox().issuer)(panel.request.url)
+    assert panel.submit_reply(redirect), panel.status.value
+    assert make.logged_in
+
+
+def test_live_session_is_returned_only_for_the_same_settings(shell, rec, sandbox_provider):
+    """A live session of another issuer or client is not what was asked for: `%make_login
+    --sandbox` after a login elsewhere (or the other way round) starts a new login."""
+    pytest.importorskip("authlib")
+    provider = sandbox_provider
+    make = shell.run_line_magic("make_login", provider_args(provider))
+    rec.shown[0].submit_reply(provider.authorize(rec.shown[0].request.url))
+    assert make.logged_in
+
+    same = shell.run_line_magic("make_login", provider_args(provider))
+    assert same is make and len(rec.shown) == 1
+
+    other_client = shell.run_line_magic(
+        "make_login", provider_args(provider, client_id=provider.short_public_client_id))
+    assert other_client is not make and other_client.pending and len(rec.shown) == 2
+    assert other_client.config.client_id == provider.short_public_client_id
+
+    sandbox = shell.run_line_magic("make_login", "--sandbox --no-listen")
+    assert sandbox is not make and sandbox.pending and len(rec.shown) == 3
+    assert sandbox.config.issuer != provider.issuer

@@ -146,3 +146,33 @@ def test_quickstart_with_configured_client(tmp_path, monkeypatch, sandbox_provid
     assert "local Make sandbox" not in seen["login_output"]
     alice = provider.users["alice"]
     check_executed(nb, seen, alice["name"], alice["email"])
+
+
+@pytest.mark.parametrize("env, sandbox", [
+    ({}, True),
+    ({"MAKE_CLIENT_ID": "my-client"}, False),
+    ({"MAKE_ZONE": "eu1"}, False),
+    ({"MAKE_CLIENT_SECRET": "real-secret"}, False),
+    ({"MAKE_API_URL": "https://eu1.make.com/api/v2"}, False),
+    ({"MAKE_ISSUER": "https://www.make.com"}, False),
+])
+def test_login_cell_uses_the_sandbox_only_without_make_settings(monkeypatch, env, sandbox):
+    """The sandbox is never switched on implicitly when real Make settings are present: a
+    half-configured client (say MAKE_ZONE without MAKE_CLIENT_ID) gets %make_login's error."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    lines: list[str] = []
+    shell = InteractiveShell.instance()
+    shell.register_magic_function(lambda line: lines.append(line) or "session",
+                                  magic_kind="line", magic_name="make_login")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    login = cell_with(nb, "%make_login")
+    try:
+        result = shell.run_cell(login.source)
+    finally:
+        shell.magics_manager.magics["line"].pop("make_login", None)
+    assert result.success, result.error_in_exec
+    assert len(lines) == 1
+    assert ("--sandbox" in lines[0]) is sandbox

@@ -192,3 +192,18 @@ def test_retry_after_http_date(scripted_api, token_session):
     assert token_session(server.api_url).json("things") == {"ok": True}
     assert server.calls() == 2
     assert gaps([r.time for r in server.requests])[0] >= 0.9
+
+
+def test_token_echoed_in_an_api_error_is_masked(scripted_api, token_session):
+    def reply(req):
+        token = req.headers["Authorization"].split()[1]
+        return 401, {}, {"message": f"Invalid token {token}", "detail": f"{token} expired",
+                         "code": "IM005", "suberrors": [{"message": f"bad {token}"}]}
+
+    make = token_session(scripted_api(reply).api_url)
+    with pytest.raises(MakeAPIError) as info:
+        make.json("users/me")
+    err = info.value
+    text = "\n".join([str(err), repr(err.message), repr(err.detail), repr(err.suberrors)])
+    assert "made-up-token" not in text
+    assert err.status == 401 and err.code == "IM005" and "Invalid token ***" in str(err)

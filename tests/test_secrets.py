@@ -74,3 +74,32 @@ def test_error_messages_hold_no_secret(provider):
     text = "\n".join(messages)
     for value in (secret, code, request._code_verifier):
         assert value not in text
+
+
+def test_secrets_echoed_by_the_token_endpoint_are_masked(hostile):
+    secret = "s3cr3t-value-xyz"
+    auth = MakeAuth(hostile.client_id, secret, issuer=hostile.issuer,
+                    api_url=hostile.issuer + "/api/v2")
+    request = auth.start()
+    reply = hostile.authorize(request.url)
+    code = parse_qs(urlsplit(reply).query)["code"][0]
+    hostile.token_status = 400
+    hostile.token_body = {
+        "error": "invalid_grant",
+        "error_description": f"code {code} (verifier {request._code_verifier}, secret {secret})",
+    }
+    with pytest.raises(TokenEndpointError) as info:
+        auth.finish(reply)
+    text = str(info.value) + repr(info.value.error_description)
+    assert "invalid_grant" in text and "***" in text
+    for value in (secret, code, request._code_verifier):
+        assert value not in text
+    hostile.token_status, hostile.token_body = 200, None
+    session = auth.finish(hostile.authorize(request.url))
+    refresh_token = session.token["refresh_token"]
+    hostile.token_status = 400
+    hostile.token_body = {"error": "invalid_request",
+                          "error_description": f"refresh token {refresh_token} is malformed"}
+    with pytest.raises(TokenEndpointError) as info:
+        session.refresh()
+    assert refresh_token not in str(info.value)
