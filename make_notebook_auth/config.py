@@ -66,13 +66,6 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def is_loopback_url(url: str) -> bool:
-    try:
-        return is_loopback_host(urlsplit(url).hostname)
-    except ValueError:
-        return False
-
-
 def require_secure(url: str, what: str) -> str:
     """Return ``url`` if it is https, or http to a loopback host; raise otherwise."""
     try:

@@ -111,7 +111,6 @@ class MakeSession(OAuth2Session):
         self._logout_listeners: list[Callable[[MakeSession], None]] = []
         self._api_base = config.api_url
         self._api_origin = _origin(config.api_url) if config.api_url else None
-        self._userinfo_cache: dict[str, Any] | None = None
         if token:
             self._activate(token, metadata, id_claims)
 
@@ -177,7 +176,6 @@ class MakeSession(OAuth2Session):
             self.metadata = metadata
         if id_claims is not None:
             self.id_claims = dict(id_claims)
-        self._userinfo_cache = None
         self._status = "active"
         registry.remember(self)
         self._notify_token()
@@ -441,7 +439,6 @@ class MakeSession(OAuth2Session):
             raise MakeAuthError(
                 "Make's userinfo names another user than the ID token; refusing the answer."
             )
-        self._userinfo_cache = body
         return body
 
     # -- logout ---------------------------------------------------------------------------
@@ -458,8 +455,7 @@ class MakeSession(OAuth2Session):
             self._status = "logged_out"
             self.token = {}
             self.id_claims = {}
-            self._userinfo_cache = None
-        registry.forget(self.profile, self)
+            registry.forget(self.profile, self)
         # Whatever else keeps this profile's login (a remembered copy on disk, even an older
         # one) must not bring it back through get_session() after the user logged out.
         registry.logged_out(self.profile)
