@@ -237,6 +237,11 @@ class MakeSession(OAuth2Session):
             return False
         return time.time() >= float(exp) - self._margin(token)
 
+    @staticmethod
+    def _still_valid(token: dict[str, Any]) -> bool:
+        exp = token.get("expires_at")
+        return exp is None or time.time() < float(exp) - 1.0
+
     def access_token(self) -> str:
         """A valid access token, refreshed first if it is about to expire."""
         if self._status == "pending":
@@ -251,19 +256,26 @@ class MakeSession(OAuth2Session):
                 if self._status != "active":
                     raise NotLoggedInError(self.profile, " (This session was logged out.)")
                 failure = self._refresh_failure
-                if flights != self._refresh_flights and failure is not None:
-                    # The refresh we waited for failed: report it rather than send the same
-                    # (possibly already rotated) refresh token again from every waiting thread.
-                    raise failure
+                waited_for_failure = flights != self._refresh_flights and failure is not None
                 if self._needs_refresh(token):
-                    if token.get("refresh_token"):
-                        self._refresh_locked(token)
-                    elif time.time() >= float(token["expires_at"]):
-                        raise LoginExpiredError(
-                            self.profile,
-                            "Make issued no refresh token for this client (public clients "
-                            "usually get none).",
-                        )
+                    try:
+                        if waited_for_failure:
+                            # The refresh we waited for failed: share its outcome rather than
+                            # send the same (maybe rotated) refresh token from every thread.
+                            raise failure  # type: ignore[misc]
+                        if token.get("refresh_token"):
+                            self._refresh_locked(token)
+                        elif time.time() >= float(token["expires_at"]):
+                            raise LoginExpiredError(
+                                self.profile,
+                                "Make issued no refresh token for this client (public clients "
+                                "usually get none).",
+                            )
+                    except MakeError as exc:
+                        if isinstance(exc, LoginExpiredError) or not self._still_valid(token):
+                            raise
+                        # An early refresh failed (network, server) while the access token is
+                        # still valid: keep using it; a later call tries to refresh again.
                 token = self.token
         return str(token["access_token"])
 

@@ -344,6 +344,22 @@ def test_threads_waiting_on_a_failed_refresh_do_not_refresh_again(hostile):
     assert len(hostile.refresh_calls()) == 2
 
 
+def test_failed_early_refresh_keeps_using_the_still_valid_token(hostile):
+    _, session = login(hostile)  # expires_in 3600: refreshed 60 s before expiry
+    current = session.token["access_token"]
+    session.token["expires_at"] = time.time() + 30  # inside the early-refresh window
+    hostile.token_status, hostile.token_body = 503, {"error": "temporarily_unavailable"}
+    assert session.access_token() == current  # the outage does not break a valid login
+    assert len(hostile.refresh_calls()) == 1
+    hostile.token_body = None  # the provider is back: the next call refreshes
+    assert session.access_token() != current
+    assert len(hostile.refresh_calls()) == 2
+    session.token["expires_at"] = time.time() + 0.5  # now (almost) expired: errors surface
+    hostile.token_status, hostile.token_body = 503, {"error": "temporarily_unavailable"}
+    with pytest.raises(TokenEndpointError):
+        session.access_token()
+
+
 def test_rejected_refreshed_id_token_does_not_replay_the_refresh_token(hostile):
     hostile.expires_in = 2
     _, session = login(hostile)
