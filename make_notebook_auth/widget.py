@@ -327,7 +327,16 @@ class LoginPanel(widgets.VBox):
 
     def _listener_done(self, outcome: str) -> None:
         with self._lock:
-            if self.state != "pending" or outcome != "timeout":
+            if self.state != "pending":
+                return
+            if outcome == "failed":
+                # The browser brought back an error (declined, wrong paste of a stale tab...):
+                # the error is shown; listen again so that the next approval still completes
+                # the panel by itself, as its instructions say.
+                self.listener = None
+                self._start_listener()
+                return
+            if outcome != "timeout":
                 return
             self._set_status(
                 "Stopped listening for the browser's reply (timed out). After approving, paste "

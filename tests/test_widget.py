@@ -212,6 +212,28 @@ def test_loopback_completes_panel(provider):
         panel.close_login()
 
 
+def test_loopback_listens_again_after_a_declined_approval(provider):
+    uri = loopback_uri()
+    panel = LoginPanel(make_auth(provider, uri))
+    try:
+        first = panel.listener
+        denied = get(provider.authorize(panel.request.url, approve=False))
+        assert denied.status_code != 200 or "close this tab" not in denied.text
+        assert first.wait(5) == "failed"
+        assert "access_denied" in panel.status.value and panel.state == "pending"
+        for _ in range(50):  # the panel starts a new listener from the old one's thread
+            if panel.listener is not None and panel.listener is not first:
+                break
+            threading.Event().wait(0.1)
+        assert panel.listener is not first and panel.listener.listening
+        approved = get(provider.authorize(panel.request.url))
+        assert "close this tab" in approved.text
+        assert panel.state == "logged_in"
+        assert panel.session.get("users/me").status_code == 200
+    finally:
+        panel.close_login()
+
+
 def test_loopback_and_paste_race_report_success_once(provider):
     uri = loopback_uri()
     logins = []
