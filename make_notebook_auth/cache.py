@@ -28,6 +28,7 @@ import secrets
 import stat
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,10 +158,44 @@ def _on_logout(session: MakeSession) -> None:
     delete(session.profile)
 
 
+@contextlib.contextmanager
+def refresh_lock(session: MakeSession) -> Iterator[dict[str, Any] | None]:
+    """Held around a remembered session's refresh, across processes (an exclusive ``flock``
+    on the cache folder itself, so no lock file is left around). Yields the token on disk
+    when it is this same login's (same profile, issuer, client and user), so that a second
+    kernel adopts a token the first one already refreshed instead of replaying the spent
+    refresh token (which makes a provider revoke the whole grant)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no lock across processes
+        fcntl = None  # type: ignore[assignment]
+    fd: int | None = None
+    try:
+        folder = _ensure_dir()
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        if fd is not None:
+            os.close(fd)
+            fd = None
+    try:
+        doc = load(session.config)
+        same_user = doc is not None and (doc.get("id_claims") or {}).get("sub") == \
+            session.id_claims.get("sub")
+        yield dict(doc["token"]) if doc is not None and same_user else None
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
 def attach(session: MakeSession) -> None:
-    """Keep ``session`` remembered: save after every new token, delete on logout."""
+    """Keep ``session`` remembered: save after every new token, delete on logout, and
+    coordinate refreshes with other processes that restored the same login."""
     session.add_token_listener(save)
     session.add_logout_listener(_on_logout)
+    session.refresh_guard = refresh_lock
 
 
 # --- read ----------------------------------------------------------------------------------

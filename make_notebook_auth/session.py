@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -107,6 +108,9 @@ class MakeSession(OAuth2Session):
         self._refresh_lock = threading.Lock()
         self._refresh_flights = 0  # refresh attempts finished (success or failure)
         self._refresh_failure: MakeError | None = None  # how the last attempt failed
+        # Set by a front end that shares this login with other processes (the disk cache): a
+        # context manager held around each refresh that yields the newest token it knows of.
+        self.refresh_guard: Callable[[MakeSession], AbstractContextManager[Any]] | None = None
         self._token_listeners: list[Callable[[MakeSession], None]] = []
         self._logout_listeners: list[Callable[[MakeSession], None]] = []
         self._api_base = config.api_url
@@ -284,17 +288,39 @@ class MakeSession(OAuth2Session):
         with self._refresh_lock:
             if not self.can_refresh:
                 raise LoginExpiredError(self.profile, "There is no refresh token to use.")
-            self._refresh_locked(self.token)
+            self._refresh_locked(self.token, force=True)
 
-    def _refresh_locked(self, token: dict[str, Any]) -> None:
+    def _refresh_locked(self, token: dict[str, Any], *, force: bool = False) -> None:
         self._refresh_failure = None
         try:
-            self._refresh_once(token)
+            if self.refresh_guard is None:
+                self._refresh_once(token)
+            else:
+                self._refresh_guarded(token, force=force)
         except MakeError as exc:
             self._refresh_failure = exc
             raise
         finally:
             self._refresh_flights += 1
+
+    def _refresh_guarded(self, token: dict[str, Any], *, force: bool) -> None:
+        """Refresh while holding the guard; adopt a newer token another process got first.
+
+        Two kernels restoring the same remembered login share one rotating refresh token: the
+        second to refresh would replay a spent token, and the provider would end the grant.
+        """
+        assert self.refresh_guard is not None
+        with self.refresh_guard(self) as newer:
+            if (
+                isinstance(newer, dict)
+                and newer.get("refresh_token")
+                and newer.get("refresh_token") != token.get("refresh_token")
+            ):
+                token = tokens.Token(newer)
+                if not force and not self._needs_refresh(token):
+                    self.token = token
+                    return
+            self._refresh_once(token)
 
     def _drop_refresh_token(self, token: dict[str, Any]) -> None:
         """Forget a refresh token that must not be sent again (so no thread retries it)."""

@@ -347,6 +347,41 @@ def test_refresh_updates_the_file(api_login, cache_dir):
     assert second["refresh_token"] == make.token["refresh_token"]
 
 
+def test_two_kernels_sharing_a_remembered_login_never_replay_a_refresh_token(
+        api_login, cache_dir, client_env, make_api):
+    api_login(remember=True)
+    env = client_env()
+    env["MAKE_NOTEBOOK_AUTH_CACHE"] = str(cache_dir)
+    restart_kernel()
+    first = get_session()  # "kernel one"
+    restart_kernel()
+    second = get_session()  # "kernel two", restored from the same file
+    assert first is not second
+    assert first.token["refresh_token"] == second.token["refresh_token"]
+    first.token["expires_at"] = second.token["expires_at"] = time.time() + 5  # both stale
+    assert first.get("users/me").status_code == 200  # kernel one refreshes (rotation)
+    assert read_doc()["token"]["refresh_token"] == first.token["refresh_token"]
+    # kernel two adopts kernel one's tokens instead of replaying the spent refresh token,
+    # which would make the provider revoke the whole grant (both kernels logged out)
+    assert second.get("users/me").status_code == 200
+    assert second.token["refresh_token"] == first.token["refresh_token"]
+    assert first.get("users/me").status_code == 200
+    # and in a separate process too: a fresh kernel whose copy is stale refreshes once, and
+    # this one then adopts its result
+    second.token["expires_at"] = time.time() + 5
+    out = run_fresh("""
+        import json, time
+        from make_notebook_auth import get_session
+        s = get_session()
+        s.refresh()
+        print(json.dumps({"status": s.get("users/me").status_code}))
+    """, env)
+    assert out["status"] == 200
+    assert second.get("users/me").status_code == 200
+    assert second.token["refresh_token"] == read_doc()["token"]["refresh_token"]
+    assert [p.name for p in cache_dir.iterdir()] == [the_file().name]  # no lock file left
+
+
 # --- bad files -------------------------------------------------------------------------------
 
 CORRUPT = {
