@@ -286,6 +286,10 @@ class MakeSession(OAuth2Session):
     def refresh(self) -> None:
         """Refresh now (needs a refresh token)."""
         with self._refresh_lock:
+            if self._status == "pending":
+                raise LoginPendingError(self.profile)
+            if self._status != "active":
+                raise NotLoggedInError(self.profile, " (This session was logged out.)")
             if not self.can_refresh:
                 raise LoginExpiredError(self.profile, "There is no refresh token to use.")
             self._refresh_locked(self.token, force=True)

@@ -17,6 +17,7 @@ from make_notebook_auth import (
     LoginExpiredError,
     MakeAuth,
     MakeAuthError,
+    NotLoggedInError,
     RevocationWarning,
     StateMismatchError,
     TokenEndpointError,
@@ -436,3 +437,10 @@ def test_userinfo_failure_is_explained(hostile, status, revoked):
     with pytest.raises(MakeAuthError, match=f"HTTP {status}") as info:
         session.userinfo()
     assert ("revoked" in str(info.value)) is revoked
+
+
+def test_refresh_after_logout_says_logged_out(hostile):
+    _, session = login(hostile)
+    session.logout()
+    with pytest.raises(NotLoggedInError, match="logged out"):
+        session.refresh()
