@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,3 +66,20 @@ def report(name: str, pairs: list[tuple[float, float]], target: float, unit: str
           f"quartiles {q[0]:.3f}..{q[-1]:.3f}; {len(pairs)} pairs; "
           f"median {label_a} {med_a * 1000:.1f} ms vs {label_b} {med_b * 1000:.1f} ms")
     return median
+
+
+def bench_sessions(api_url: str) -> tuple[Any, Any]:
+    """A logged-in ``MakeSession`` (a made-up token) and a plain ``requests.Session`` with the
+    same bearer header, both for the API at ``api_url``."""
+    import requests
+
+    from make_notebook_auth import MakeSession
+    from make_notebook_auth.config import MakeConfig
+    from make_notebook_auth.tokens import Token
+
+    config = MakeConfig.resolve("bench-client", issuer="http://127.0.0.1:9", api_url=api_url)
+    token = Token({"access_token": "bench-token", "token_type": "Bearer",
+                   "expires_in": 3600, "expires_at": time.time() + 3600})
+    plain = requests.Session()
+    plain.headers["Authorization"] = "Bearer bench-token"
+    return MakeSession(config, token=token), plain

@@ -8,15 +8,9 @@ the same loopback server; paired rounds, median of the pairwise ratios. Target: 
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import requests
-from _common import ServerProcess, paired, report
-
-from make_notebook_auth import MakeSession
-from make_notebook_auth.config import MakeConfig
-from make_notebook_auth.tokens import Token
+from _common import ServerProcess, bench_sessions, paired, report
 
 ROUNDS = 15
 PAGE = 100
@@ -39,13 +33,7 @@ def hand_loop(session: requests.Session, url: str, key: str, nested: bool) -> pd
 def main() -> list[float]:
     ratios = []
     with ServerProcess() as server:
-        config = MakeConfig.resolve("bench-client", issuer="http://127.0.0.1:9",
-                                    api_url=server.api_url)
-        token = Token({"access_token": "bench-token", "token_type": "Bearer",
-                       "expires_in": 3600, "expires_at": time.time() + 3600})
-        make = MakeSession(config, token=token)
-        plain = requests.Session()
-        plain.headers["Authorization"] = "Bearer bench-token"
+        make, plain = bench_sessions(server.api_url)
         for path, nested in (("items", False), ("nested", True)):
             a = make.frame(path, progress=False)
             b = hand_loop(plain, server.api_url + path, path, nested)

@@ -9,15 +9,9 @@ the noise of a loopback server on a busy machine hides a few microseconds either
 
 from __future__ import annotations
 
-import time
-
 import requests
-from _common import ServerProcess, paired, report
+from _common import ServerProcess, bench_sessions, paired, report
 from requests.adapters import BaseAdapter
-
-from make_notebook_auth import MakeSession
-from make_notebook_auth.config import MakeConfig
-from make_notebook_auth.tokens import Token
 
 ROUNDS, PER_ROUND = 100, 20
 
@@ -37,13 +31,7 @@ class InstantAdapter(BaseAdapter):
 
 def main() -> float:
     with ServerProcess() as server:
-        config = MakeConfig.resolve("bench-client", issuer="http://127.0.0.1:9",
-                                    api_url=server.api_url)
-        token = Token({"access_token": "bench-token", "token_type": "Bearer",
-                       "expires_in": 3600, "expires_at": time.time() + 3600})
-        make = MakeSession(config, token=token)
-        plain = requests.Session()
-        plain.headers["Authorization"] = "Bearer bench-token"
+        make, plain = bench_sessions(server.api_url)
         url = server.api_url + "ping"
 
         def with_make() -> None:
