@@ -130,7 +130,7 @@ def listing_frame(pages: Iterable[Page], *, progress: bool | None = None,
     """
     items: list[Any] = []
     bar = None
-    show = want_progress(progress) if progress is not False else False
+    show = want_progress(progress)
     try:
         for page in pages:
             items.extend(page.items)
