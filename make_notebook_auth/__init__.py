@@ -24,7 +24,9 @@ from .errors import (
     IDTokenError,
     InsecureTransportError,
     IssuerMismatchError,
+    ListingError,
     LoginExpiredError,
+    LoginPendingError,
     MakeAPIError,
     MakeAuthError,
     MakeConfigError,
@@ -32,12 +34,14 @@ from .errors import (
     MakeNetworkError,
     MissingClientIdError,
     NotLoggedInError,
+    ProviderResponseError,
     RememberedLoginWarning,
+    RevocationWarning,
     StateMismatchError,
     TokenEndpointError,
 )
 from .flow import AuthorizationRequest
-from .session import LoginPendingError, MakeSession, RevocationWarning
+from .session import MakeSession
 
 
 def _no_debug_records(record: logging.LogRecord) -> bool:
@@ -70,6 +74,7 @@ __all__ = [
     "IDTokenError",
     "InsecureTransportError",
     "IssuerMismatchError",
+    "ListingError",
     "LoginExpiredError",
     "LoginPendingError",
     "MakeAPIError",
@@ -81,6 +86,7 @@ __all__ = [
     "MakeSession",
     "MissingClientIdError",
     "NotLoggedInError",
+    "ProviderResponseError",
     "RememberedLoginWarning",
     "RevocationWarning",
     "StateMismatchError",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import registry
 from .config import MakeConfig
-from .errors import LoginExpiredError, MakeConfigError, NotLoggedInError
+from .errors import LoginExpiredError, MakeConfigError, NotLoggedInError, RevocationWarning
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,8 +78,6 @@ def logout(profile: str = "default") -> bool:
 
         if not cache.delete(profile):
             raise
-        from .session import RevocationWarning
-
         warnings.warn(
             RevocationWarning(
                 f"Deleted the remembered Make login of profile {profile!r} without revoking "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests
+
 KNOWN_ZONES = (
     "eu1.make.com",
     "eu2.make.com",
@@ -20,7 +22,27 @@ KNOWN_ZONES = (
 
 
 class MakeError(Exception):
-    """Base of every error make-notebook-auth raises on purpose."""
+    """Base of every error make-notebook-auth raises on purpose.
+
+    The tree::
+
+        MakeError
+        +-- MakeConfigError          a setting is missing or unusable
+        |   +-- InsecureTransportError
+        +-- MakeAuthError            logins and tokens
+        |   +-- MissingClientIdError (also a MakeConfigError)
+        |   +-- AuthorizationResponseError  (StateMismatchError, IssuerMismatchError,
+        |   |                                AuthorizationDeniedError)
+        |   +-- ProviderResponseError       the authorization server answered unusably
+        |   |   +-- TokenEndpointError      ... the token endpoint, or it refused
+        |   |   +-- IDTokenError            ... an ID token failed a check
+        |   +-- NotLoggedInError
+        |   |   +-- LoginPendingError
+        |   +-- LoginExpiredError
+        +-- MakeNetworkError         an endpoint (API or login) could not be reached in time
+        +-- MakeAPIError             the Make API answered with an error
+            +-- ListingError         ... or with something that is not a usable listing
+    """
 
 
 class MakeConfigError(MakeError):
@@ -76,7 +98,21 @@ class AuthorizationDeniedError(AuthorizationResponseError):
         super().__init__(f"Make refused the authorization ({error}{detail}). {hint}")
 
 
-class TokenEndpointError(MakeAuthError):
+class ProviderResponseError(MakeAuthError):
+    """The authorization server's answer could not be used (a redirect, too large, not the
+    JSON expected, ...). ``endpoint`` names the endpoint."""
+
+    def __init__(self, endpoint: str, url: str | None, reason: str) -> None:
+        self.endpoint = endpoint
+        self.url = safe_url(url) if url else None
+        where = f" at {self.url}" if self.url else ""
+        super().__init__(
+            f"Make's {endpoint} endpoint{where} gave an unusable answer: {reason}. The login "
+            "cannot go on with it; try again, and if it persists check MAKE_ISSUER."
+        )
+
+
+class TokenEndpointError(ProviderResponseError):
     """The token endpoint refused a request (code exchange or refresh)."""
 
     _HINTS = {
@@ -108,16 +144,21 @@ class TokenEndpointError(MakeAuthError):
         detail = f": {error_description}" if error_description else ""
         status_txt = f", HTTP {status}" if status is not None else ""
         hint = self._HINTS.get(error, "Try logging in again.")
-        super().__init__(f"Make's token endpoint refused the {action} ({error}{detail}"
+        self.endpoint = "token"
+        self.url = None
+        MakeAuthError.__init__(self, f"Make's token endpoint refused the {action} ({error}{detail}"
                          f"{status_txt}). {hint}")
 
 
-class IDTokenError(MakeAuthError):
+class IDTokenError(ProviderResponseError):
     """The ID token failed a check; ``check`` names which one."""
 
     def __init__(self, check: str, detail: str) -> None:
         self.check = check
-        super().__init__(
+        self.endpoint = "token"
+        self.url = None
+        MakeAuthError.__init__(
+            self,
             f"The ID token was rejected ({check}): {detail}. The login was not completed; "
             "open the sign-in link again. If this persists, the issuer setting may be wrong."
         )
@@ -138,6 +179,18 @@ class NotLoggedInError(MakeAuthError):
         )
 
 
+class LoginPendingError(NotLoggedInError):
+    """The session was handed out before its login finished."""
+
+    def __init__(self, profile: str = "default") -> None:
+        super().__init__(profile)
+        self.args = (
+            "The Make login is not finished yet: open the sign-in link in the login panel "
+            "above, approve, then paste the address you were sent to into the panel (or run "
+            "the login cell again).",
+        )
+
+
 class LoginExpiredError(MakeAuthError):
     """The access token expired and cannot be refreshed."""
 
@@ -151,8 +204,12 @@ class LoginExpiredError(MakeAuthError):
         )
 
 
-class MakeNetworkError(MakeAuthError):
-    """An endpoint could not be reached or answered with something unusable."""
+class MakeNetworkError(MakeError, requests.ConnectionError):
+    """An endpoint (the API's or the login's) could not be reached, or did not answer in time.
+
+    Also a ``requests.ConnectionError``, so code written for plain ``requests`` still catches
+    it from ``session.get(...)``.
+    """
 
     def __init__(self, endpoint: str, url: str, reason: str) -> None:
         self.endpoint = endpoint
@@ -212,6 +269,18 @@ class MakeAPIError(MakeError):
         if hint:
             msg += ". " + hint
         super().__init__(msg)
+
+
+class ListingError(MakeAPIError):
+    """An answer that is not a usable listing: not its shape, or no progress across pages."""
+
+    def __init__(self, message: str, *, status: int = 200, url: str | None = None) -> None:
+        super().__init__(status, message=message, url=url)
+        self.args = (message + (f" ({self.url})" if self.url else ""),)
+
+
+class RevocationWarning(UserWarning):
+    """Logged out locally, but the provider could not revoke every token."""
 
 
 class RememberedLoginWarning(UserWarning):

@@ -18,6 +18,8 @@ Protocol core: no pandas, no UI, no persistence.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,8 +30,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from ._http import json_body
-from .errors import MakeAPIError, MakeError, MakeNetworkError
+from ._http import Deadline, DeadlineAdapter, json_body
+from .errors import ListingError, MakeAPIError, MakeNetworkError
 
 if TYPE_CHECKING:
     from .session import MakeSession
@@ -44,6 +46,8 @@ BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8 s without Retry-After
 BACKOFF_MAX = 8.0
 RETRY_BUDGET = 20.0  # seconds from the first failure; a wait beyond it gives up instead
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+API_DEADLINE = 120.0  # seconds for one json()/page call, retries included; then MakeNetworkError
+MAX_PAGES = 10_000  # pages one listing may take (use max_items or a larger page_size beyond)
 
 Params = Mapping[str, Any] | Iterable[tuple[str, Any]] | None
 
@@ -124,7 +128,7 @@ def make_retry() -> MakeRetry:
 
 
 def retrying_adapter() -> HTTPAdapter:
-    return HTTPAdapter(max_retries=make_retry())
+    return DeadlineAdapter(max_retries=make_retry())
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -211,26 +215,25 @@ def api_error(resp: requests.Response) -> MakeAPIError:
     )
 
 
-def _network_error(url: str, exc: requests.RequestException) -> MakeNetworkError:
-    if isinstance(exc, requests.Timeout):
-        reason = "the request timed out"
-    elif isinstance(exc, requests.exceptions.SSLError):
-        reason = ("the TLS certificate could not be verified (behind a corporate proxy, set "
-                  "REQUESTS_CA_BUNDLE to its CA bundle)")
-    elif isinstance(exc, requests.ConnectionError):
-        reason = "the connection failed (retried)"
-    else:
-        reason = type(exc).__name__
-    return MakeNetworkError("API", url, reason)
-
-
 def send(session: MakeSession, method: str, path: str, params: Params = None,
          **kwargs: Any) -> requests.Response:
-    """``session.request`` with network failures as ``MakeNetworkError`` and errors raised."""
-    try:
-        resp = session.request(method, path, params=params, **kwargs)
-    except requests.RequestException as exc:
-        raise _network_error(session.resolve_url(path), exc) from None
+    """``session.request`` within :data:`API_DEADLINE`, with Make's error answers raised.
+
+    The whole call (retries and the body included) ends within the deadline: a server that
+    trickles its answer raises ``MakeNetworkError`` in time.
+    """
+    url: str | None = None
+    with Deadline(API_DEADLINE) as clock:
+        try:
+            resp = session.request(method, path, params=params, **kwargs)
+        except MakeNetworkError as exc:
+            if not clock.expired:
+                raise
+            url = exc.url
+        expired = clock.expired
+    if expired:
+        raise MakeNetworkError("API", url or session.resolve_url(path),
+                               f"no complete answer within {API_DEADLINE:g} s")
     if not 200 <= resp.status_code < 300:
         raise api_error(resp)
     return resp
@@ -244,9 +247,9 @@ def get_json(session: MakeSession, path: str, params: Params = None, *, method: 
         return None
     try:
         return resp.json()
-    except ValueError:
-        raise MakeAPIError(resp.status_code, message="The API's answer is not JSON",
-                           url=resp.url) from None
+    except (ValueError, RecursionError):
+        pass
+    raise MakeAPIError(resp.status_code, message="The API's answer is not JSON", url=resp.url)
 
 
 # --- listings ----------------------------------------------------------------------------
@@ -303,12 +306,12 @@ def _page_items(body: Any, key: str | None, path: str) -> tuple[list[Any], str |
     if isinstance(body, list):
         return body, None, None
     if not isinstance(body, dict):
-        raise MakeError(f"{path!r} did not answer with a listing (got {type(body).__name__}).")
+        raise ListingError(f"{path!r} did not answer with a listing (got {type(body).__name__}).")
     pg = body.get("pg")
     if key is not None:
         value = body.get(key)
         if not isinstance(value, list):
-            raise MakeError(
+            raise ListingError(
                 f"The answer of {path!r} has no list under {key!r}; keys seen: "
                 f"{_keys_seen(body)}."
             )
@@ -316,11 +319,16 @@ def _page_items(body: Any, key: str | None, path: str) -> tuple[list[Any], str |
     lists = [k for k, v in body.items() if k != "pg" and isinstance(v, list)]
     if len(lists) != 1:
         why = "no list" if not lists else "several lists"
-        raise MakeError(
+        raise ListingError(
             f"Cannot tell which key of the answer of {path!r} holds the listing ({why}); keys "
             f"seen: {_keys_seen(body)}. Pass key=... to name it."
         )
     return body[lists[0]], lists[0], pg
+
+
+def _fingerprint(item: Any) -> bytes:
+    text = json.dumps(item, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def iter_pages(
@@ -338,6 +346,10 @@ def iter_pages(
     page: a listing that is an exact multiple of the page size costs one extra, empty page.
     ``page_size`` is capped at Make's maximum (10,000). A ``pg[offset]`` in ``params`` sets
     the first offset; a ``pg[limit]`` replaces ``page_size``.
+
+    A listing that makes no progress (a page whose items all came on earlier pages, as from an
+    API that ignores ``pg[offset]``) raises ``ListingError`` (a ``MakeAPIError``), and so does
+    one longer than :data:`MAX_PAGES` pages.
     """
     page_size = _check_count(page_size, "page_size", 1)
     if max_items is not None:
@@ -347,8 +359,15 @@ def iter_pages(
     offset = offset or 0
     first_offset = offset
     got = 0
-    previous_head: Any = None
+    pages = 0
+    seen: set[bytes] = set()
     while max_items is None or got < max_items:
+        if pages >= MAX_PAGES:
+            raise ListingError(
+                f"{path!r} is still going after {MAX_PAGES} pages; stopped. Pass max_items=... "
+                "or a larger page_size."
+            )
+        pages += 1
         want = limit if max_items is None else min(limit, max_items - got)
         query = [*rest, ("pg[offset]", offset), ("pg[limit]", want)]
         body = get_json(session, path, query)
@@ -360,13 +379,14 @@ def iter_pages(
                 served = echoed
         if max_items is not None and len(items) > max_items - got:
             items = items[: max_items - got]
-        if items and offset != first_offset and items[0] == previous_head and \
-                len(items) >= served:
-            raise MakeError(
-                f"{path!r} answered the same page again for pg[offset]={offset}: the endpoint "
-                "does not seem to paginate. Call session.json(...) instead."
+        prints = [_fingerprint(item) for item in items]
+        if prints and all(p in seen for p in prints):
+            raise ListingError(
+                f"{path!r} answered pg[offset]={offset} with items it had already sent (from "
+                f"pg[offset]={first_offset} on): the listing makes no progress (the endpoint "
+                "does not seem to paginate). Stopped; use session.json(...) for one answer."
             )
-        previous_head = items[0] if items else None
+        seen.update(prints)
         got += len(items)
         last = len(items) < served or (max_items is not None and got >= max_items)
         yield Page(items, offset, key, last)
@@ -393,6 +413,7 @@ def paginate(
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
+    "MAX_PAGES",
     "MakeRetry",
     "Page",
     "api_error",

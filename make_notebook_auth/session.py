@@ -1,18 +1,25 @@
 """``MakeSession``: an authenticated ``requests`` session for Make's API.
 
-A subclass of requests-oauthlib's ``OAuth2Session`` (``.token`` keeps its meaning), but the
-bearer header, refresh and transport rule are the package's own: oauthlib refuses plain http
-even to loopback hosts, refreshes without coordination between threads, and logs tokens.
+A ``requests.Session`` with a ``.token`` (the token response, a dict). The bearer header, the
+refresh and the transport rules are the package's own (requests-oauthlib's ``OAuth2Session``
+refuses plain http even to loopback hosts, refreshes without coordination between threads,
+logs tokens, and attaches the token by host name only).
 
 - Relative paths (``"users/me"``) resolve against the API base (``MAKE_API_URL`` or the zone).
-- The access token goes only to the API's host (or a known Make zone host), over https or
-  loopback http; other URLs are requested without it.
+- The access token goes only to URLs under an API base the session trusts
+  (``_token_bases``: the configured one, and Make zone bases the package routes to itself),
+  decided on the URL as it is sent (see ``hosts.py``), redirects included. Other URLs (a
+  webhook on ``hook.eu1.make.com``, ``www.make.com``, another port, plain http off loopback)
+  are requested without it.
+- Loopback requests never go through a proxy from the environment.
 - Shortly before expiry a session with a refresh token refreshes, one refresh at a time however
   many threads ask (threads that waited use the new token). A session without one raises
   ``LoginExpiredError`` instead of sending a dead token.
 - Every request gets bounded retries (429 and 5xx on idempotent methods, dropped connections;
-  see ``listing.py``); plain ``get``/``post`` return the final response as requests does.
-- ``json``, ``paginate`` and ``frame`` raise ``MakeAPIError`` for Make's error answers.
+  see ``listing.py``); plain ``get``/``post`` return the final response as requests does, and
+  raise ``MakeNetworkError`` (a ``requests.ConnectionError``) when the network fails.
+- ``json``, ``paginate`` and ``frame`` raise ``MakeAPIError`` for Make's error answers; each
+  of their calls ends within ``listing.API_DEADLINE`` seconds.
 """
 
 from __future__ import annotations
@@ -26,21 +33,31 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests_oauthlib import OAuth2Session
+from requests.auth import AuthBase
 
 from . import listing, registry, tokens
-from ._http import TIMEOUT, USER_AGENT, call, json_body
-from .config import MakeConfig, is_loopback_host, parse_scopes, zones_hint
+from ._http import (
+    NETWORK_ERRORS,
+    TIMEOUT,
+    USER_AGENT,
+    Session,
+    call,
+    failure_reason,
+    json_body,
+)
+from .config import MakeConfig, parse_scopes, zones_hint
 from .errors import (
-    KNOWN_ZONES,
-    InsecureTransportError,
     LoginExpiredError,
+    LoginPendingError,
     MakeAuthError,
     MakeConfigError,
     MakeError,
+    MakeNetworkError,
     NotLoggedInError,
+    RevocationWarning,
     TokenEndpointError,
 )
+from .hosts import is_loopback_url, normalise_base, under_base, zone_base
 from .oidc import ProviderMetadata, verify_id_token
 
 if TYPE_CHECKING:
@@ -53,35 +70,22 @@ if TYPE_CHECKING:
 MAX_REFRESH_MARGIN = 60.0  # seconds before expiry at which a long-lived token is refreshed
 REFRESH_MARGIN_FRACTION = 0.1  # ... or this share of its lifetime, whichever is smaller
 
-
-class RevocationWarning(UserWarning):
-    """Logged out locally, but the provider could not revoke every token."""
+__all__ = ["LoginPendingError", "MakeSession", "RevocationWarning"]  # the errors live in errors
 
 
-class LoginPendingError(NotLoggedInError):
-    """The session was handed out before its login finished."""
+class _Bearer(AuthBase):
+    """Adds the access token to a prepared request whose URL is under a trusted API base."""
 
-    def __init__(self, profile: str = "default") -> None:
-        super().__init__(profile)
-        self.args = (
-            "The Make login is not finished yet: open the sign-in link in the login panel "
-            "above, approve, then paste the address you were sent to into the panel (or run "
-            "the login cell again).",
-        )
+    def __init__(self, session: MakeSession) -> None:
+        self.session = session
 
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http"
-                          else None)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.session.takes_token(request.url or ""):
+            request.headers["Authorization"] = "Bearer " + self.session.access_token()
+        return request
 
 
-def _is_make_host(host: str) -> bool:
-    return host in KNOWN_ZONES or host.endswith(".make.com") or host.endswith(".make.celonis.com")
-
-
-class MakeSession(OAuth2Session):
+class MakeSession(Session):
     """An authenticated session for Make's API (``requests.Session`` + OAuth 2.0 tokens)."""
 
     def __init__(
@@ -92,11 +96,9 @@ class MakeSession(OAuth2Session):
         *,
         id_claims: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            client_id=config.client_id,
-            scope=list(config.scopes),
-            redirect_uri=config.redirect_uri,
-        )
+        super().__init__()
+        self.token: dict[str, Any] = {}
+        self.auth = _Bearer(self)  # also keeps ~/.netrc credentials out of API requests
         self.headers["User-Agent"] = USER_AGENT
         adapter = listing.retrying_adapter()
         self.mount("https://", adapter)
@@ -114,7 +116,10 @@ class MakeSession(OAuth2Session):
         self._token_listeners: list[Callable[[MakeSession], None]] = []
         self._logout_listeners: list[Callable[[MakeSession], None]] = []
         self._api_base = config.api_url
-        self._api_origin = _origin(config.api_url) if config.api_url else None
+        # The API bases the access token may go to (each ends with "/"): the configured one
+        # first, then Make zone bases the package routes requests to (_allow_token_base).
+        self._token_bases: list[str] = [normalise_base(config.api_url)] if config.api_url \
+            else []
         if token:
             self._activate(token, metadata, id_claims)
 
@@ -127,6 +132,11 @@ class MakeSession(OAuth2Session):
     @property
     def logged_in(self) -> bool:
         return self._status == "active"
+
+    @property
+    def authorized(self) -> bool:
+        """True while logged in (the name ``requests_oauthlib.OAuth2Session`` uses)."""
+        return self.logged_in
 
     @property
     def pending(self) -> bool:
@@ -216,16 +226,27 @@ class MakeSession(OAuth2Session):
             )
         return urljoin(self._api_base, url.lstrip("/"))
 
-    def _takes_token(self, url: str) -> bool:
-        origin = _origin(url)
-        scheme, host, _ = origin
-        matches = origin == self._api_origin or (scheme in ("https", "http")
-                                                  and _is_make_host(host))
-        if not matches:
-            return False
-        if scheme == "https" or (scheme == "http" and is_loopback_host(host)):
-            return True
-        raise InsecureTransportError("A request carrying the Make access token", url)
+    def takes_token(self, url: str) -> bool:
+        """True when a request to ``url`` (as sent) carries the access token."""
+        return any(under_base(url, base) for base in self._token_bases)
+
+    def _allow_token_base(self, base: str) -> str:
+        """Let the access token go under ``base`` too: a Make zone's API base
+        (``https://eu2.make.com/api/v2/``), or a loopback one when the configured API base is
+        itself on loopback (sandbox and test zones). Anything else raises ``MakeConfigError``.
+        Returns the base as stored (normalised, ending with ``/``)."""
+        loopback = bool(self._api_base) and is_loopback_url(self._api_base or "")
+        normal = zone_base(base, allow_loopback=loopback)
+        if normal not in self._token_bases:
+            self._token_bases.append(normal)
+        return normal
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        """On a redirect: the bearer follows only to a URL that takes it (same rule)."""
+        prepared_request.headers.pop("Authorization", None)
+        if self.takes_token(prepared_request.url or ""):
+            prepared_request.headers["Authorization"] = "Bearer " + self.access_token()
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -374,27 +395,23 @@ class MakeSession(OAuth2Session):
     # -- requests -------------------------------------------------------------------------
 
     def request(  # type: ignore[override]
-        self,
-        method: str | bytes,
-        url: str | bytes,
-        data: Any = None,
-        headers: Any = None,
-        withhold_token: bool = False,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        files: Any = None,
-        **kwargs: Any,
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        """Send a request; relative paths go to the API base, with the bearer token."""
+        """Send a request; relative paths go to the API base, with the bearer token.
+
+        A network failure raises ``MakeNetworkError`` (also a ``requests.ConnectionError``),
+        with no chain to requests' frames, whose locals hold the request's headers.
+        """
         full = self.resolve_url(url)
-        if not withhold_token and self._takes_token(full):
-            if not headers or "Authorization" not in headers:
-                headers = dict(headers or {})
-                headers["Authorization"] = "Bearer " + self.access_token()
         kwargs.setdefault("timeout", TIMEOUT)
-        return requests.Session.request(
-            self, method, full, data=data, headers=headers, files=files, **kwargs
-        )
+        reason: str | None = None
+        try:
+            return super().request(method, full, *args, **kwargs)
+        except MakeNetworkError:
+            raise
+        except NETWORK_ERRORS as exc:
+            reason = failure_reason(exc)
+        raise MakeNetworkError("API", full, reason)
 
     # -- data -----------------------------------------------------------------------------
 

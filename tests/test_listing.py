@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from make_notebook_auth import MakeAPIError, MakeError
+from make_notebook_auth import ListingError, MakeAPIError, MakeError, listing
 from make_notebook_auth.listing import MAX_PAGE_SIZE
 
 TEAM1 = 2500  # scenarios of team 1 in the sandbox data (alice's team)
@@ -136,9 +136,56 @@ def test_server_cap_below_page_size_does_not_stop_early(scripted_api, token_sess
 def test_endpoint_ignoring_pagination_is_detected(scripted_api, token_session):
     server = scripted_api(lambda req: (200, {}, {"things": [{"id": i} for i in range(100)]}))
     make = token_session(server.api_url)
-    with pytest.raises(MakeError, match="does not seem to paginate"):
+    with pytest.raises(MakeAPIError, match="does not seem to paginate") as info:
         list(make.paginate("things"))
+    assert isinstance(info.value, ListingError)
     assert server.calls() == 2
+
+
+def test_page_of_items_already_seen_in_another_order_stops(scripted_api, token_session):
+    # The second page repeats the first page's items, reversed: the first item differs, the
+    # page brings nothing new. (Comparing only the first item would loop forever.)
+    def reply(req):
+        offset = int(req.query["pg[offset]"][0])
+        items = [{"id": i} for i in range(10)]
+        return 200, {}, {"things": items if offset == 0 else items[::-1]}
+
+    server = scripted_api(reply)
+    make = token_session(server.api_url)
+    with pytest.raises(MakeAPIError, match="no progress"):
+        list(make.paginate("things", page_size=10))
+    assert server.calls() == 2
+
+
+def test_page_overlapping_earlier_items_still_counts_as_progress(scripted_api, token_session):
+    # Items shift between requests (one was added): one repeat, but new items too.
+    def reply(req):
+        offset = int(req.query["pg[offset]"][0])
+        start = offset - 1 if offset else 0
+        return 200, {}, {"things": [{"id": i} for i in range(start, min(start + 5, 12))]}
+
+    server = scripted_api(reply)
+    make = token_session(server.api_url)
+    ids = [t["id"] for t in make.paginate("things", page_size=5)]
+    assert ids == [0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_listing_pages_are_bounded(scripted_api, token_session, monkeypatch):
+    # An endpoint that makes up new items forever stops at MAX_PAGES pages.
+    monkeypatch.setattr(listing, "MAX_PAGES", 4)
+    server = scripted_api(lambda req: (200, {}, {"things": [
+        {"id": int(req.query["pg[offset]"][0]) + i} for i in range(2)]}))
+    make = token_session(server.api_url)
+    with pytest.raises(MakeAPIError, match="after 4 pages"):
+        list(make.paginate("things", page_size=2))
+    assert server.calls() == 4
+
+
+def test_listing_shape_errors_are_named(scripted_api, token_session):
+    server = scripted_api(lambda req: (200, {}, {"a": [1], "b": [2]}))
+    make = token_session(server.api_url)
+    with pytest.raises(ListingError, match="several lists"):
+        list(make.paginate("things"))
 
 
 # --- frame -------------------------------------------------------------------------------------
