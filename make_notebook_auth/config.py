@@ -119,14 +119,27 @@ def api_base_for_zone(zone: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
         raise MakeConfigError(f"MAKE_ZONE {zone!r} is not a zone. " + zones_hint())
     if "." not in host:
+        known = _short_zones()
+        if host not in known:
+            raise MakeConfigError(
+                f"MAKE_ZONE {zone!r} is not a Make zone: the known ones are "
+                + ", ".join(known) + " (or their hosts: " + ", ".join(KNOWN_ZONES) + "). "
+                "A custom zone needs its full host name or URL."
+            )
         host = f"{host}.make.com"
     return f"https://{host}/api/v2/"
+
+
+def _short_zones() -> tuple[str, ...]:
+    """``eu1``, ``eu2``, ... : the short names of the known ``*.make.com`` zones."""
+    return tuple(z.split(".", 1)[0] for z in KNOWN_ZONES if z.count(".") == 2)
 
 
 def zones_hint() -> str:
     return (
         "Set MAKE_ZONE (or zone=...) to your Make zone, the host in your Make dashboard's "
-        "address bar: one of " + ", ".join(KNOWN_ZONES) + " (short forms like 'eu1' work), "
+        "address bar: one of " + ", ".join(KNOWN_ZONES) + " (short forms like 'eu1' work; "
+        "another host or URL is taken as a custom zone), "
         "or set MAKE_API_URL to the full API base."
     )
 

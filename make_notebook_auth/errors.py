@@ -7,6 +7,7 @@ its description, an endpoint's name and host, or the name of a failed check.
 
 from __future__ import annotations
 
+import traceback
 from urllib.parse import urlsplit
 
 import requests
@@ -42,7 +43,19 @@ class MakeError(Exception):
         +-- MakeNetworkError         an endpoint (API or login) could not be reached in time
         +-- MakeAPIError             the Make API answered with an error
             +-- ListingError         ... or with something that is not a usable listing
+
+    In IPython the error shows as its sentence (``_render_traceback_``), not as a traceback
+    through requests; ``%tb`` (which asks again) shows the full traceback.
     """
+
+    _shown_short = False
+
+    def _render_traceback_(self) -> list[str]:
+        if self._shown_short:  # asked again: %tb wants the whole story
+            return "".join(traceback.format_exception(self)).rstrip("\n").splitlines()
+        self._shown_short = True
+        return [f"{type(self).__name__}: {self}",
+                "(The full traceback: run %tb in the next cell.)"]
 
 
 class MakeConfigError(MakeError):
@@ -117,8 +130,9 @@ class TokenEndpointError(ProviderResponseError):
 
     _HINTS = {
         "invalid_grant": (
-            "The authorization code (or refresh token) is expired, already used or was issued "
-            "for another request. Open the sign-in link again and paste the new reply."
+            "Make did not accept the authorization code (or refresh token): it may have "
+            "expired, been used already, or belong to another login or redirect URI. Open "
+            "the sign-in link again and use the new reply."
         ),
         "invalid_client": (
             "Make did not accept the client credentials. Check MAKE_CLIENT_ID and "
@@ -167,12 +181,13 @@ class IDTokenError(ProviderResponseError):
 class NotLoggedInError(MakeAuthError):
     """No session for this profile."""
 
-    def __init__(self, profile: str = "default", extra: str = "") -> None:
+    def __init__(self, profile: str = "default", extra: str = "", *, lead: str = "") -> None:
         self.profile = profile
         flag = "" if profile == "default" else f" --profile {profile}"
         arg = "" if profile == "default" else f"profile={profile!r}"
+        first = f"{lead} " if lead else ""
         super().__init__(
-            f"Not logged in to Make (profile {profile!r}). In a notebook run "
+            f"{first}Not logged in to Make (profile {profile!r}). In a notebook run "
             f"`%load_ext make_notebook_auth` then `make = %make_login{flag}`; in Python use "
             f"`auth = MakeAuth({arg})`, open `auth.start().url`, then "
             f"`auth.finish(<pasted redirect URL>)`.{extra}"
@@ -182,12 +197,14 @@ class NotLoggedInError(MakeAuthError):
 class LoginPendingError(NotLoggedInError):
     """The session was handed out before its login finished."""
 
-    def __init__(self, profile: str = "default") -> None:
+    def __init__(self, profile: str = "default", how: str | None = None) -> None:
         super().__init__(profile)
+        # ``how``: how to finish, in the words of the front end that started the login (the
+        # panel, the terminal); neutral without one.
         self.args = (
-            "The Make login is not finished yet: open the sign-in link in the login panel "
-            "above, approve, then paste the address you were sent to into the panel (or run "
-            "the login cell again).",
+            "The Make login is not finished yet: "
+            + (how or "open the sign-in link shown when the login started, approve, then "
+                      "finish the login where it was started (or start it again)."),
         )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,6 +18,9 @@ from .errors import AuthorizationResponseError
 
 VERIFIER_LENGTH = 64  # RFC 7636: 43 to 128 characters
 _QUOTES = "'\"`<>\u2018\u2019\u201c\u201d"
+# A bare authorization code is a long random string (Make's and common providers' are 32+
+# characters); anything shorter is a stray word, not a code.
+MIN_CODE_LENGTH = 16
 _CODE_RE = re.compile(r"[A-Za-z0-9._~+/=\-]+")
 _REPLY_KEYS = ("code", "state", "iss", "error", "error_description", "error_uri")
 
@@ -36,7 +38,6 @@ class AuthorizationRequest:
     client_id: str
     redirect_uri: str
     scopes: tuple[str, ...]
-    created_at: float = field(default_factory=time.time)
     _code_verifier: str = field(default="", repr=False)
     _nonce: str | None = field(default=None, repr=False)
 
@@ -100,7 +101,8 @@ class AuthorizationReply:
 
 _HOW_TO_COPY = (
     "After approving, copy the whole address from the browser's address bar (it starts with "
-    "your redirect URI and contains 'code=') and paste it here."
+    "your redirect URI and contains 'code=') and paste it here. A good paste looks like "
+    "<your redirect URI>?code=...&state=... ."
 )
 
 
@@ -125,7 +127,9 @@ def parse_reply(reply: str) -> AuthorizationReply:
         query = text
 
     if query is None:
-        if not _CODE_RE.fullmatch(text):
+        if len(text) < MIN_CODE_LENGTH or not _CODE_RE.fullmatch(text):
+            # Not a reply at all (a word, a stray line): nothing worth a call to the token
+            # endpoint, whose answer would only be a misleading invalid_grant.
             raise AuthorizationResponseError(
                 "The pasted text is neither the redirect address nor an authorization code. "
                 + _HOW_TO_COPY

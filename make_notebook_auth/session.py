@@ -107,6 +107,8 @@ class MakeSession(Session):
         self.metadata = metadata
         self.id_claims: dict[str, Any] = dict(id_claims or {})
         self._status = "pending"
+        # How to finish a pending login, in the words of the front end that started it.
+        self.pending_hint: str | None = None
         self._refresh_lock = threading.Lock()
         self._refresh_flights = 0  # refresh attempts finished (success or failure)
         self._refresh_failure: MakeError | None = None  # how the last attempt failed
@@ -270,16 +272,16 @@ class MakeSession(Session):
     def access_token(self) -> str:
         """A valid access token, refreshed first if it is about to expire."""
         if self._status == "pending":
-            raise LoginPendingError(self.profile)
+            raise LoginPendingError(self.profile, self.pending_hint)
         if self._status != "active":
-            raise NotLoggedInError(self.profile, " (This session was logged out.)")
+            raise NotLoggedInError(self.profile, lead="This session was logged out.")
         token = self.token
         if self._needs_refresh(token):
             flights = self._refresh_flights
             with self._refresh_lock:  # single flight: waiters find the fresh token
                 token = self.token
                 if self._status != "active":
-                    raise NotLoggedInError(self.profile, " (This session was logged out.)")
+                    raise NotLoggedInError(self.profile, lead="This session was logged out.")
                 failure = self._refresh_failure
                 waited_for_failure = flights != self._refresh_flights and failure is not None
                 if self._needs_refresh(token):
@@ -308,9 +310,9 @@ class MakeSession(Session):
         """Refresh now (needs a refresh token)."""
         with self._refresh_lock:
             if self._status == "pending":
-                raise LoginPendingError(self.profile)
+                raise LoginPendingError(self.profile, self.pending_hint)
             if self._status != "active":
-                raise NotLoggedInError(self.profile, " (This session was logged out.)")
+                raise NotLoggedInError(self.profile, lead="This session was logged out.")
             if not self.can_refresh:
                 raise LoginExpiredError(self.profile, "There is no refresh token to use.")
             self._refresh_locked(self.token, force=True)

@@ -52,6 +52,10 @@ def test_missing_client_id():
     ("https://us1.make.com", "https://us1.make.com/api/v2/"),
     ("https://us1.make.com/api/v2/", "https://us1.make.com/api/v2/"),
     ("http://127.0.0.1:9000", "http://127.0.0.1:9000/api/v2/"),
+    ("US2", "https://us2.make.com/api/v2/"),
+    # A dotted host or a URL is a custom zone, taken as given.
+    ("eu3.make.com", "https://eu3.make.com/api/v2/"),
+    ("make.example.com", "https://make.example.com/api/v2/"),
 ])
 def test_zones(zone, base):
     assert api_base_for_zone(zone) == base
@@ -61,6 +65,18 @@ def test_zones(zone, base):
 def test_bad_zone_lists_known_zones(zone):
     with pytest.raises(MakeConfigError, match="eu1.make.celonis.com"):
         api_base_for_zone(zone)
+
+
+@pytest.mark.parametrize("zone", ["nonsense", "eu3", "us", "make"])
+def test_unknown_short_zone_is_an_error_listing_the_known_ones(zone):
+    with pytest.raises(MakeConfigError) as info:
+        MakeConfig.resolve("cid", zone=zone, environ={})
+    message = str(info.value)
+    assert f"{zone!r} is not a Make zone" in message
+    for known in ("eu1", "eu2", "us1", "us2", "eu1.make.celonis.com"):
+        assert known in message
+    with pytest.raises(MakeConfigError):
+        MakeConfig.resolve("cid", environ={"MAKE_ZONE": zone})
 
 
 def test_api_url_with_or_without_slash():

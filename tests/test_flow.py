@@ -43,8 +43,8 @@ def test_no_nonce_without_openid():
     ("  'http://127.0.0.1:8765/callback?code=abc&state=s1'\n", "abc", "s1"),
     ("http://127.0.0.1:8765/callback?code=abc\n&state=s1", "abc", "s1"),
     ("https://app.test/cb#code=abc&state=s1", "abc", "s1"),
-    ("abc.DEF-123_~", "abc.DEF-123_~", None),
-    ("\u201cabc\u201d", "abc", None),
+    ("abc.DEF-123_~xyz0123456", "abc.DEF-123_~xyz0123456", None),
+    ("\u201cabcdefghij0123456789\u201d", "abcdefghij0123456789", None),
 ])
 def test_reply_forms(text, code, state):
     reply = parse_reply(text)

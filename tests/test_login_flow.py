@@ -15,9 +15,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+import responses
 
 from make_notebook_auth import (
     AuthorizationDeniedError,
+    AuthorizationResponseError,
     InsecureTransportError,
     IssuerMismatchError,
     LoginExpiredError,
@@ -127,6 +129,27 @@ def test_reused_code_is_refused_by_the_provider(provider):
         auth.finish(reply)
     assert info.value.error == "invalid_grant"
     assert auth.pending is req
+    # Honest about what invalid_grant means: not a claim that the code expired.
+    message = str(info.value)
+    assert "may have expired" in message and "used already" in message
+    assert "another login or redirect URI" in message
+    assert "is expired" not in message
+
+
+@pytest.mark.parametrize("garbage", ["hello", "  hello world \n", "zzqx", "yes please",
+                                     "https://example.test/callback", "12345"])
+def test_garbage_paste_makes_no_network_call(provider, garbage):
+    auth = public_auth(provider)
+    reply = provider.authorize(auth.start().url)  # discovery done, a real reply waiting
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        # Nothing is registered: any request at all would fail with ConnectionError.
+        with pytest.raises(AuthorizationResponseError) as info:
+            auth.finish(garbage)
+        assert len(mock.calls) == 0
+    message = str(info.value)
+    assert "?code=" in message and "address bar" in message  # what a good paste looks like
+    assert garbage.strip() not in message  # never echoed
+    assert auth.finish(reply).logged_in  # the pending login was kept
 
 
 def test_wrong_verifier_is_refused_by_the_provider(provider):
