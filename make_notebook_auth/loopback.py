@@ -125,6 +125,7 @@ class LoopbackListener:
     ``complete(url)`` finishes the login with the full redirect URL (raising a ``MakeError``
     when it cannot); ``on_done(outcome)`` is called once when the listener closes, with
     ``outcome`` one of ``"completed"``, ``"failed"``, ``"timeout"``, ``"stopped"``.
+    ``success_title`` heads the page the browser tab shows after a completed login.
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class LoopbackListener:
         complete: Callable[[str], Any],
         on_done: Callable[[str], None] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        success_title: str = "Logged in to Make",
     ) -> None:
         target = loopback_target(redirect_uri)
         if target is None:
@@ -145,6 +147,7 @@ class LoopbackListener:
         self._is_pending = is_pending
         self._complete = complete
         self._on_done = on_done
+        self.success_title = success_title
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -262,6 +265,6 @@ class LoopbackListener:
                 "it into the login panel in your notebook.",
             )
         return 200, page(
-            "Logged in to Make",
+            self.success_title,
             "You're logged in. You can close this tab and go back to your notebook.",
         )

@@ -1,29 +1,35 @@
 """IPython edge: ``%load_ext make_notebook_auth`` registers the ``%make_*`` line magics.
 
 - ``make = %make_login [--profile P] [--client-id ID] [--scopes S] [--zone Z]
-  [--redirect-uri U] [--issuer URL] [--api-url URL] [--sandbox] [--remember] [--no-widget]
-  [--no-listen] [--force]``: shows the login panel and returns the profile's ``MakeSession`` at
-  once (pending until the panel completes).
+  [--redirect-uri U] [--issuer URL] [--api-url URL] [--sandbox] [--remember] [--confidential]
+  [--no-widget] [--no-listen] [--force]``: shows the login panel and returns the profile's
+  ``MakeSession`` at once (pending until the panel completes).
 - ``%make_finish [--profile P] ADDRESS``: finish a pending login with the pasted address
   (for front ends where neither the panel nor ``input()`` works).
 - ``%make_logout [--profile P]``: revoke and forget the login.
 - ``%make_userinfo [--profile P]``: the OIDC userinfo as a DataFrame.
 
-The client secret never goes on a magic's line (it would be saved in the notebook): it comes
-from ``MAKE_CLIENT_SECRET`` or the panel's password field.
+Options take values the way a shell user writes them: bare, quoted or with spaces inside quotes
+(``--scopes "openid user:read"``); lines are split with :func:`shlex.split`.
 
-:class:`Context` holds the kernel's logins (one ``MakeAuth`` and panel per profile); the magics
-are a thin argument-parsing layer over it. ipywidgets is imported only when a panel is shown.
+The client secret never goes on a magic's line (it would be saved in the notebook): it comes
+from ``MAKE_CLIENT_SECRET`` or the panel's password field (``--confidential`` shows it).
+
+:class:`Context` holds the kernel's logins (one ``MakeAuth`` and one login view, the panel or
+the terminal prompt, per profile); the magics are a thin argument-parsing layer over it. The
+login settings are listed once (:data:`LOGIN_OPTIONS`): they become the magic's options and are
+forwarded as they are to ``MakeAuth``. ipywidgets is imported only when a panel is shown.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import registry
 from .api import userinfo_frame
@@ -40,6 +46,40 @@ if TYPE_CHECKING:
     from .widget import LoginPanel
 
 SANDBOX_REDIRECT_URIS = ("http://127.0.0.1:8765/callback", "http://127.0.0.1:8766/callback")
+SANDBOX = "the Make sandbox"
+
+# The login settings, once: option -> help. They become %make_login's options and are forwarded
+# unchanged (as keyword arguments) to MakeAuth and MakeConfig.resolve.
+LOGIN_OPTIONS: dict[str, str] = {
+    "client_id": "OAuth client id (default: MAKE_CLIENT_ID). The client secret is never given "
+                 "here: set MAKE_CLIENT_SECRET or use --confidential to type it into the panel.",
+    "scopes": "Scopes separated by spaces or commas (default: MAKE_SCOPES, else a read-only set "
+              "plus openid). Quote them if they contain spaces.",
+    "zone": "Your Make zone: eu1, eu2, us1, us2 or a host such as eu1.make.com (default: "
+            "MAKE_ZONE). Another host or URL is taken as a custom zone.",
+    "redirect_uri": "Redirect URI registered for the client (default: MAKE_REDIRECT_URI, else "
+                    "http://127.0.0.1:8765/callback).",
+    "issuer": "Authorization server (default: MAKE_ISSUER, else https://www.make.com).",
+    "api_url": "Full API base, e.g. https://eu1.make.com/api/v2 (default: MAKE_API_URL).",
+}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _login_options(func: _F) -> _F:
+    """``@argument`` for every login setting of :data:`LOGIN_OPTIONS`."""
+    for name, text in reversed(LOGIN_OPTIONS.items()):
+        func = argument("--" + name.replace("_", "-"), default=None, help=text)(func)
+    return func
+
+
+def _parse(magic: Callable[..., Any], line: str) -> Any:
+    """The magic's options from ``line``, split as a shell splits it (quotes removed)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"The options could not be read ({exc}): check the quotes.") from None
+    return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
 
 
 def _finish_hint(profile: str) -> str:
@@ -65,14 +105,13 @@ def _alive(session: MakeSession | None) -> bool:
     return left is None or left > 0 or session.can_refresh
 
 
-def _same_login(session: MakeSession | None, client_id: str | None, secret: str | None,
-                kwargs: dict[str, Any]) -> bool:
+def _same_login(session: MakeSession | None, settings: dict[str, Any]) -> bool:
     """Whether ``session`` is what these login settings ask for (same authorization server,
     client, API and scopes). Settings that cannot be resolved ask for nothing else."""
     if session is None:
         return False
     try:
-        wanted = MakeConfig.resolve(client_id, secret, **kwargs)
+        wanted = MakeConfig.resolve(**settings)
     except MakeError:
         return True
     have = session.config
@@ -83,7 +122,7 @@ def _same_login(session: MakeSession | None, client_id: str | None, secret: str 
 
 
 class Context:
-    """The kernel's Make logins: one ``MakeAuth`` (and login panel) per profile."""
+    """The kernel's Make logins: one ``MakeAuth`` and one login view per profile."""
 
     def __init__(
         self,
@@ -100,9 +139,8 @@ class Context:
         self._display = display
         self.input_func = input_func
         self.auths: dict[str, MakeAuth] = {}
-        self.panels: dict[str, LoginPanel] = {}
-        # Text logins: with no stdin, their listener outlives the cell.
-        self.consoles: dict[str, ConsoleLogin] = {}
+        # The login panel or text login of each profile: its listener may outlive the cell.
+        self.views: dict[str, LoginPanel | ConsoleLogin] = {}
 
     # -- output ----------------------------------------------------------------------------
 
@@ -124,58 +162,70 @@ class Context:
 
     def login(
         self,
-        *,
         profile: str = "default",
-        client_id: str | None = None,
-        scopes: str | None = None,
-        zone: str | None = None,
-        redirect_uri: str | None = None,
-        issuer: str | None = None,
-        api_url: str | None = None,
+        *,
         sandbox: bool = False,
         remember: bool = False,
+        confidential: bool = False,
         widget: bool = True,
         listen: bool = True,
         force: bool = False,
+        **settings: Any,
     ) -> MakeSession:
-        """Start a login for ``profile`` and return its (pending) ``MakeSession``."""
-        kwargs: dict[str, Any] = dict(
-            scopes=scopes, redirect_uri=redirect_uri, zone=zone, issuer=issuer,
-            api_url=api_url, profile=profile,
-        )
-        secret: str | None = None
-        title = None
+        """Start a login for ``profile`` and return its (pending) ``MakeSession``.
+
+        ``settings`` are :data:`LOGIN_OPTIONS` (``client_id``, ``scopes``, ...), forwarded to
+        ``MakeAuth``."""
+        unknown = set(settings) - set(LOGIN_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown login settings: {', '.join(sorted(unknown))}")
+        settings = {k: v for k, v in settings.items() if v is not None}
+        settings["profile"] = profile
+        service = "Make"
         if sandbox:
-            settings = self._sandbox_settings(redirect_uri)
-            client_id = settings["MAKE_CLIENT_ID"]
-            secret = settings.get("MAKE_CLIENT_SECRET")
-            kwargs.update(issuer=settings["MAKE_ISSUER"], api_url=settings["MAKE_API_URL"],
-                          redirect_uri=settings["MAKE_REDIRECT_URI"], zone=None)
-            title = "Log in to the Make sandbox"
+            ignored = [f"--{k.replace('_', '-')}" for k in ("zone", "issuer", "api_url",
+                                                             "client_id") if k in settings]
+            if ignored:
+                self.say(f"Note: {', '.join(ignored)} ignored with --sandbox (the sandbox is "
+                         "its own authorization server and API).")
+            if confidential:
+                self.say("Note: --confidential ignored with --sandbox (its clients need no "
+                         "secret typed in).")
+            sandbox_settings = self._sandbox_settings(settings.get("redirect_uri"))
+            settings.update(
+                client_id=sandbox_settings["MAKE_CLIENT_ID"],
+                # Never MAKE_CLIENT_SECRET (it belongs to a real Make client): only the
+                # sandbox's own, if any.
+                client_secret=sandbox_settings.get("MAKE_CLIENT_SECRET") or "",
+                issuer=sandbox_settings["MAKE_ISSUER"],
+                api_url=sandbox_settings["MAKE_API_URL"],
+                redirect_uri=sandbox_settings["MAKE_REDIRECT_URI"],
+            )
+            settings.pop("zone", None)
+            service, confidential = SANDBOX, False
 
         if not force:
             current = registry.lookup(profile)
-            if _alive(current) and _same_login(current, client_id, secret, kwargs):
+            if _alive(current) and _same_login(current, settings):
                 assert current is not None
-                self.say(f"Already logged in to Make as {self._who(current)} (profile "
+                self.say(f"Already logged in to {service} as {self._who(current)} (profile "
                          f"{profile!r}); returning that session. Use --force to log in again.")
                 return current
         if sandbox:
             self.say("Using the local Make sandbox: demo users, synthetic data, no Make "
                      "account needed.")
         try:
-            auth = MakeAuth(client_id, secret, remember=remember, **kwargs)
+            auth = MakeAuth(remember=remember, **settings)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
-        if sandbox and auth.config.client_secret != secret:
-            # MAKE_CLIENT_SECRET belongs to a real Make client: never send it to the sandbox.
-            auth.set_client_secret(secret)
+        if sandbox and auth.config.client_secret != (settings["client_secret"] or None):
+            auth.set_client_secret(settings["client_secret"])
 
         self._retire(profile)
         self.auths[profile] = auth
         if auth.session.logged_in and not force:
-            self.say(f"Logged in to Make as {self._who(auth.session)} (profile {profile!r}, "
-                     "restored).")
+            self.say(f"Logged in to {service} as {self._who(auth.session)} (profile "
+                     f"{profile!r}, restored).")
             return auth.session
 
         use_widget = widget and (self.widgets if self.widgets is not None
@@ -188,36 +238,31 @@ class Context:
                 raise UsageError(str(exc)) from None
             from .widget import LoginPanel
 
-            panel = LoginPanel(auth, listen=listen, title=title, finish_hint=hint,
-                               request=request)
-            self.panels[profile] = panel
+            panel = LoginPanel(auth, listen=listen, finish_hint=hint, request=request,
+                               service=service, ask_secret=confidential)
+            self.views[profile] = panel
             self.show(panel)
             return auth.session
         console = ConsoleLogin(auth, listen=listen, input_func=self.input_func,
-                               finish_hint=hint)
-        self.consoles[profile] = console
-        try:
-            return console.run()
-        except MakeError as exc:
-            raise UsageError(str(exc)) from None
+                               finish_hint=hint, service=service,
+                               restart_hint="run the same %make_login line again")
+        self.views[profile] = console
+        return console.run()
 
     def _retire(self, profile: str) -> None:
         """Close the profile's previous panel or text login (its listener holds the redirect
         port)."""
-        panel = self.panels.pop(profile, None)
-        if panel is not None:
-            panel.close_login("A newer login panel for this profile replaced this one.")
-        console = self.consoles.pop(profile, None)
-        if console is not None:
-            console.close()
+        view = self.views.pop(profile, None)
+        if view is not None:
+            view.controller.close("A newer login for this profile replaced this one.")
 
     def _sandbox_settings(self, redirect_uri: str | None) -> dict[str, str]:
         try:
             from .sandbox import ensure_sandbox
         except ImportError as exc:
             raise UsageError(
-                "The sandbox needs the optional dependencies: pip install "
-                f"'make-notebook-auth[sandbox]' ({exc})."
+                "The sandbox needs the optional dependencies: pip install -e "
+                f"'.[sandbox]' in the package's checkout ({exc})."
             ) from None
         sandbox = ensure_sandbox()
         settings = dict(sandbox.settings())
@@ -246,10 +291,11 @@ class Context:
         if auth is None:
             raise UsageError(f"No login is in progress for profile {profile!r}: run "
                              "`make = %make_login` first.")
-        panel = self.panels.get(profile)
-        if panel is not None and panel.state == "pending":
-            if not panel.submit_reply(reply):
-                raise UsageError(panel.last_error or "The login could not be completed.")
+        view = self.views.get(profile)
+        if view is not None and view.controller.pending:
+            if not view.controller.finish(reply, source="paste"):
+                raise UsageError(view.controller.last_error
+                                 or "The login could not be completed.")
             return auth.session
         if auth.session.logged_in:
             return auth.session
@@ -257,9 +303,6 @@ class Context:
             session = auth.finish(reply)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
-        console = self.consoles.pop(profile, None)
-        if console is not None:
-            console.close()  # finished in code: its listener has nothing left to wait for
         self.say(f"Logged in to Make as {self._who(session)}.")
         return session
 
@@ -292,7 +335,7 @@ class Context:
             raise UsageError(str(exc)) from None
 
     def close(self) -> None:
-        for profile in {*self.panels, *self.consoles}:
+        for profile in list(self.views):
             self._retire(profile)
 
 
@@ -307,27 +350,16 @@ class MakeMagics(Magics):
     @magic_arguments()
     @argument("--profile", "-p", default="default",
               help="Name of this login; several can be active at once (default: 'default').")
-    @argument("--client-id", default=None,
-              help="OAuth client id (default: MAKE_CLIENT_ID). The client secret is never "
-                   "given here: set MAKE_CLIENT_SECRET or type it into the panel.")
-    @argument("--scopes", default=None,
-              help="Scopes separated by spaces or commas (default: MAKE_SCOPES, else a "
-                   "read-only set plus openid). Quote them if they contain spaces.")
-    @argument("--zone", default=None,
-              help="Your Make zone, e.g. eu1.make.com (default: MAKE_ZONE).")
-    @argument("--redirect-uri", default=None,
-              help="Redirect URI registered for the client (default: MAKE_REDIRECT_URI, "
-                   "else http://127.0.0.1:8765/callback).")
-    @argument("--issuer", default=None,
-              help="Authorization server (default: MAKE_ISSUER, else https://www.make.com).")
-    @argument("--api-url", default=None,
-              help="Full API base, e.g. https://eu1.make.com/api/v2 (default: MAKE_API_URL).")
+    @_login_options
     @argument("--sandbox", action="store_true",
               help="Log into the local Make sandbox (demo users, synthetic data; needs the "
                    "[sandbox] extra) instead of Make.")
     @argument("--remember", action="store_true",
               help="Keep the login across kernel restarts: tokens on disk, never the "
                    "client secret; %%make_logout deletes them.")
+    @argument("--confidential", action="store_true",
+              help="The client is confidential (it has a client secret): the panel asks for "
+                   "the secret unless MAKE_CLIENT_SECRET is set.")
     @argument("--no-widget", action="store_true",
               help="Print the link and read the reply as text instead of showing the panel.")
     @argument("--no-listen", action="store_true",
@@ -342,21 +374,22 @@ class MakeMagics(Magics):
         before then raises an error that says to finish the login above::
 
             make = %make_login
+            make = %make_login --zone eu2 --scopes "openid user:read scenarios:read"
             make.get("users/me").json()      # after the panel says you are logged in
         """
         if "secret" in line.lower():
             # argparse would echo the unknown option and its value.
             raise UsageError(
                 "The client secret never goes on the magic's line (it would be saved in the "
-                "notebook). Set MAKE_CLIENT_SECRET before starting Jupyter, or type it into the "
-                "login panel's 'Client secret' field."
+                "notebook). Set MAKE_CLIENT_SECRET before starting Jupyter, or use "
+                "--confidential and type it into the login panel's 'Client secret' field."
             )
-        args = parse_argstring(self.make_login, line)
+        args = _parse(self.make_login, line)
         return self.context.login(
-            profile=args.profile, client_id=args.client_id, scopes=args.scopes,
-            zone=args.zone, redirect_uri=args.redirect_uri, issuer=args.issuer,
-            api_url=args.api_url, sandbox=args.sandbox, remember=args.remember,
-            widget=not args.no_widget, listen=not args.no_listen, force=args.force,
+            args.profile, sandbox=args.sandbox, remember=args.remember,
+            confidential=args.confidential, widget=not args.no_widget,
+            listen=not args.no_listen, force=args.force,
+            **{name: getattr(args, name) for name in LOGIN_OPTIONS},
         )
 
     @magic_arguments()
@@ -371,7 +404,7 @@ class MakeMagics(Magics):
 
             make = %make_finish http://127.0.0.1:8765/callback?code=...&state=...
         """
-        args = parse_argstring(self.make_finish, line)
+        args = _parse(self.make_finish, line)
         return self.context.finish("".join(args.reply), profile=args.profile)
 
     @magic_arguments()
@@ -379,7 +412,7 @@ class MakeMagics(Magics):
     @line_magic
     def make_logout(self, line: str = "") -> None:
         """Revoke the profile's tokens at Make and forget the login."""
-        args = parse_argstring(self.make_logout, line)
+        args = _parse(self.make_logout, line)
         self.context.logout(args.profile)
 
     @magic_arguments()
@@ -388,7 +421,7 @@ class MakeMagics(Magics):
     @line_magic
     def make_userinfo(self, line: str = "") -> pd.DataFrame:
         """The logged-in user's OpenID Connect userinfo as a pandas DataFrame."""
-        args = parse_argstring(self.make_userinfo, line)
+        args = _parse(self.make_userinfo, line)
         return self.context.userinfo(args.profile)
 
 

@@ -1,15 +1,19 @@
 """ipywidgets edge: :class:`LoginPanel`, the login panel ``%make_login`` shows in a notebook.
 
 The panel holds a link to Make's sign-in page (new tab), two lines of instructions, a paste
-field with a submit button (Enter submits too), a status line and a "Start over" button. With
-a loopback redirect URI it also runs a :class:`~make_notebook_auth.loopback.LoopbackListener`,
-so the login can complete without pasting; listener and paste field share one lock, and the
-panel reports success once.
+field with a submit button (Enter submits too), a status line and a "Start over" button. It is
+a view of a :class:`~make_notebook_auth.login.LoginController`, which runs the login (and the
+loopback listener that lets it complete without pasting); the terminal login is the other view.
+
+A "Confidential client? Client secret" field appears only when asked for (``ask_secret=True``,
+``%make_login --confidential``) and no secret is known yet: never for the sandbox, whose
+clients need none, and not for a public client, which has none.
 
 Nothing secret stays in a widget (widget state may be saved into the ``.ipynb``): the paste field
-is cleared after success, the client-secret field as soon as it is read, and the link (which
-holds only the public ``state`` and PKCE challenge) is replaced once the login is complete.
-Everything shown is HTML-escaped.
+is cleared after every submit, failed or not, the client-secret field as soon as it is read, and
+the link (which holds only the public ``state`` and PKCE challenge) is replaced once the login is
+complete. Everything shown is HTML-escaped. Status icons are Font Awesome icons (shipped with
+ipywidgets), never emoji, which render as empty boxes where no emoji font is installed.
 
 Only this module imports ipywidgets; it is imported lazily by the magics.
 """
@@ -19,7 +23,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,9 +31,9 @@ import ipywidgets as widgets
 
 from .auth import MakeAuth
 from .config import is_loopback_host
-from .errors import MakeError
 from .flow import AuthorizationRequest
-from .loopback import DEFAULT_TIMEOUT, LoopbackListener, loopback_target
+from .login import LOGGED_IN, PENDING, LoginController, LoginView, busy_port_message
+from .loopback import DEFAULT_TIMEOUT
 from .session import MakeSession
 
 USERINFO_ROWS = 12  # claims shown in the compact table
@@ -96,12 +99,15 @@ def userinfo_table(claims: Mapping[str, Any], limit: int = USERINFO_ROWS) -> str
     )
 
 
-class LoginPanel(widgets.VBox):
+class LoginPanel(widgets.VBox, LoginView):
     """The Make login panel: link, instructions, paste field, status, start over.
 
     >>> panel = LoginPanel(MakeAuth())   # starts a login (and the loopback listener)
     >>> display(panel)                    # then panel.session is the MakeSession
     """
+
+    pending_hint = ("open the sign-in link in the login panel, approve, then paste the address "
+                    "you were sent to into the panel (or run the login cell again).")
 
     def __init__(
         self,
@@ -113,22 +119,19 @@ class LoginPanel(widgets.VBox):
         on_login: Callable[[MakeSession], None] | None = None,
         finish_hint: str | None = None,
         request: AuthorizationRequest | None = None,
+        service: str = "Make",
+        ask_secret: bool = False,
     ) -> None:
         self.auth = auth
-        self.listen = listen
-        self.listen_timeout = listen_timeout
         self.on_login = on_login
         self.finish_hint = finish_hint
-        self.listener: LoopbackListener | None = None
-        self.request: AuthorizationRequest | None = None
-        self.state = "pending"  # pending | logged_in | closed | logged_out
-        self.last_error: str | None = None
-        self._lock = threading.RLock()
-        self._states: set[str] = set()
+        self.service = service
         self._secret_value = ""
+        self.controller = LoginController(auth, self, listen=listen,
+                                          listen_timeout=listen_timeout, service=service)
 
         cfg = auth.config
-        heading = title or "Log in to Make"
+        heading = title or f"Log in to {service}"
         bits = [f"profile <code>{html.escape(cfg.profile)}</code>",
                 f"client <code>{html.escape(cfg.client_id)}</code>"]
         host = urlsplit(cfg.issuer).netloc
@@ -144,14 +147,15 @@ class LoginPanel(widgets.VBox):
         self.instructions.add_class("make-login-instructions")
         self.paste = widgets.Text(
             placeholder="Paste the whole address here (…/callback?code=…)",
-            layout=widgets.Layout(width="100%", flex="1 1 auto"),
+            layout=widgets.Layout(width="auto", flex="1 1 auto", min_width="0"),
             description="Address:",
             style={"description_width": "initial"},
         )
         self.paste.add_class("make-login-paste")
         self.paste.on_msg(self._on_text_msg)
         self.submit = widgets.Button(description="Log in", button_style="primary",
-                                     icon="sign-in", tooltip="Complete the login")
+                                     icon="sign-in", tooltip="Complete the login",
+                                     layout=widgets.Layout(flex="0 0 auto"))
         self.submit.add_class("make-login-submit")
         self.submit.on_click(lambda _b: self.submit_reply())
         self.restart = widgets.Button(description="Start over", icon="refresh",
@@ -166,41 +170,44 @@ class LoginPanel(widgets.VBox):
 
         self.secret: widgets.Password | None = None
         secret_box: list[widgets.Widget] = []
-        if not cfg.confidential:
+        if ask_secret and not cfg.confidential:
             self.secret = widgets.Password(
-                placeholder="Only for confidential clients; leave empty otherwise",
+                placeholder="The client secret Make gave you",
                 description="Client secret:",
                 style={"description_width": "initial"},
-                layout=widgets.Layout(width="100%"),
+                layout=widgets.Layout(width="auto", max_width="100%"),
                 continuous_update=False,  # sent once (Enter or leaving the field), not per key
             )
             self.secret.add_class("make-login-secret")
             self.secret.observe(self._on_secret, names="value")
             note = widgets.HTML(
-                "<span style='font-size:90%'>Type it, press Enter, then open the sign-in link. "
-                "It is kept in the kernel's memory only: the field is cleared at once. "
-                "(Or set MAKE_CLIENT_SECRET before starting Jupyter.)</span>"
+                "<div style='font-size:90%;white-space:normal;overflow-wrap:anywhere'>Type it, "
+                "press Enter, then open the sign-in link. It is kept in the kernel's memory "
+                "only: the field is cleared at once. (Or set MAKE_CLIENT_SECRET before starting "
+                "Jupyter.)</div>",
+                layout=widgets.Layout(width="auto", max_width="100%"),
             )
-            accordion = widgets.Accordion(children=[widgets.VBox([self.secret, note])],
-                                          selected_index=None)
+            accordion = widgets.Accordion(
+                children=[widgets.VBox([self.secret, note],
+                                       layout=widgets.Layout(width="auto", overflow="hidden"))],
+                selected_index=None, layout=widgets.Layout(width="auto", max_width="100%"),
+            )
             accordion.set_title(0, "Confidential client? Client secret")
             accordion.add_class("make-login-secret-box")
             secret_box = [accordion]
 
         self.paste_row = widgets.HBox([self.paste, self.submit],
-                                      layout=widgets.Layout(width="100%", max_width="52rem"))
+                                      layout=widgets.Layout(width="auto", max_width="52rem"))
         self.controls = widgets.VBox([self.paste_row])
         self.extras = widgets.VBox([*secret_box, widgets.HBox([self.restart])])
         super().__init__(
             [self.header, self.link, self.instructions, self.controls, self.status,
              self.userinfo, self.extras],
-            layout=widgets.Layout(border="1px solid #ccc", padding="6px 10px", max_width="56rem"),
+            layout=widgets.Layout(border="1px solid #ccc", padding="6px 10px", max_width="56rem",
+                                  overflow="hidden"),
         )
         self.add_class("make-login-panel")
-        if auth.session.logged_in:
-            self._show_logged_in(auth.session, announce=False)
-        else:
-            self._begin(request)
+        self.controller.start(request)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -209,58 +216,58 @@ class LoginPanel(widgets.VBox):
         """The profile's ``MakeSession`` (pending until the panel completes)."""
         return self.auth.session
 
+    @property
+    def state(self) -> str:
+        """``pending``, ``logged_in``, ``closed`` or ``logged_out``."""
+        return self.controller.state
+
+    @property
+    def request(self) -> AuthorizationRequest | None:
+        return self.controller.request
+
+    @property
+    def listener(self) -> Any:
+        return self.controller.listener
+
+    @property
+    def last_error(self) -> str | None:
+        return self.controller.last_error
+
     def submit_reply(self, reply: str | None = None) -> bool:
-        """Finish the login with ``reply`` (default: the paste field). True once logged in."""
+        """Finish the login with ``reply`` (default: the paste field). True once logged in.
+
+        The paste field is cleared whatever the outcome: a pasted code never stays in widget
+        state (which a saved notebook keeps)."""
         text = self.paste.value if reply is None else reply
-        return self._complete(text, source="paste")
+        self.paste.value = ""
+        return self.controller.finish(text, source="paste")
 
     def start_over(self) -> None:
         """A new sign-in link (and listener); the panel forgets errors and the pasted text."""
-        if self.state != "pending":
-            return
-        self._stop_listener()  # outside the lock: its thread may be waiting for it
-        with self._lock:
-            if self.state != "pending":
-                return
-            self.paste.value = ""
-            self._begin(None)
+        self.paste.value = ""
+        self.controller.restart()
 
     def close_login(self, message: str = "This login panel was replaced by a newer one.") -> None:
         """Stop waiting: listener off, link and inputs disabled, ``message`` shown."""
-        self._stop_listener()
-        with self._lock:
-            if self.state == "pending":
-                self.state = "closed"
-                self._disable_link("This sign-in link is no longer in use.")
-                self._show_controls(False)
-                self.paste.value = ""
-                self._set_status(message, kind="info")
+        self.controller.close(message)
 
-    # -- flow ------------------------------------------------------------------------------
+    # -- LoginView -------------------------------------------------------------------------
 
-    def _begin(self, request: AuthorizationRequest | None) -> None:
-        if request is None:
-            try:
-                request = self.auth.start()
-            except MakeError as exc:
-                self.request = None
-                self._disable_link("No sign-in link: the login could not be started.")
-                self._set_error(exc)
-                return
-        self.request = request
-        self._states.add(request.state)
-        self.last_error = None
+    def on_started(self, controller: LoginController) -> None:
+        request = controller.request
+        assert request is not None
         href = html.escape(browser_link(request.url), quote=True)
         self.link.value = (
             f"<a href=\"{href}\" target=\"_blank\" rel=\"noopener noreferrer\" "
             "class=\"make-login-anchor\" style=\"font-size:115%;font-weight:600;"
             "color:var(--jp-content-link-color,#1a5fb4);text-decoration:underline\">"
-            "Open Make's sign-in page \u2197</a> <span style='font-size:90%'>(new tab)</span>"
+            f"Open {html.escape(self._site())} sign-in page "
+            "<i class='fa fa-external-link' aria-hidden='true'></i></a> "
+            "<span style='font-size:90%'>(new tab)</span>"
         )
-        listening = self._start_listener()
         redirect = html.escape(self.auth.config.redirect_uri)
-        step1 = ("1. Click the link, sign in to Make and approve access for this notebook.")
-        if listening:
+        step1 = "1. Click the link, sign in and approve access for this notebook."
+        if controller.listening:
             step2 = (
                 "2. This panel then completes by itself. If the new tab shows an error instead "
                 f"of \u201cLogged in\u201d, copy the whole address from its address bar (it starts "
@@ -277,110 +284,82 @@ class LoginPanel(widgets.VBox):
             f"<div style='line-height:1.45'><div>{step1}</div><div>{step2}</div></div>"
         )
         self._show_controls(True)
-        self.restart.disabled = False
-        self.paste.disabled = False
-        self.submit.disabled = False
-        if listening:
-            assert self.listener is not None
+        self.restart.disabled = self.paste.disabled = self.submit.disabled = False
+        if controller.listener is not None:
             self._set_status(
                 f"Waiting for you to approve in the browser (listening on 127.0.0.1:"
-                f"{self.listener.port} for the reply)\u2026", kind="info"
+                f"{controller.listener.port} for the reply)\u2026", kind="info"
             )
-        elif self._port_busy:
-            self._set_status(
-                "Waiting for the pasted address (the redirect port is busy here, so the "
-                "kernel cannot catch the reply by itself).", kind="info"
-            )
+        elif controller.busy_port is not None:
+            self._set_status(busy_port_message(controller.busy_port, "below"), kind="info")
         else:
             self._set_status("Waiting for the pasted address\u2026", kind="info")
 
-    _port_busy = False
+    def on_start_failed(self, message: str) -> None:
+        self._disable_link("No sign-in link: the login could not be started.")
+        self._set_status(message, kind="error")
 
-    def _start_listener(self) -> bool:
-        self._port_busy = False
-        if not self.listen or loopback_target(self.auth.config.redirect_uri) is None:
-            return False
-        listener = LoopbackListener(
-            self.auth.config.redirect_uri,
-            is_pending=self._is_ours,
-            complete=self._complete_from_browser,
-            on_done=self._listener_done,
-            timeout=self.listen_timeout,
+    def before_finish(self) -> None:
+        secret = self._take_secret()
+        if secret:
+            self.auth.set_client_secret(secret)
+
+    def on_completing(self, source: str) -> None:
+        if source == "paste":
+            self.submit.disabled = True
+            self._set_status("Completing the login\u2026", kind="info")
+
+    def on_failed(self, message: str, source: str) -> None:
+        self._set_status(message, kind="error")
+        self.submit.disabled = self.state != PENDING
+
+    def on_logged_in(self, session: MakeSession, source: str) -> None:
+        self.paste.value = ""
+        if self.secret is not None:
+            self.secret.value = ""
+        self._show_controls(False)
+        self._disable_link("Signed in: this link has been used.")
+        self.instructions.value = ""
+        claims: Mapping[str, Any] = {}
+        try:
+            claims = session.userinfo()
+        except Exception:  # userinfo is a nicety; the login itself succeeded
+            claims = {k: v for k, v in session.id_claims.items()
+                      if k in ("sub", "name", "email", "preferred_username")}
+        who = display_name(claims or session.id_claims)
+        self._set_status(f"Logged in to {self.service} as {who}.", kind="ok")
+        self.userinfo.value = userinfo_table(claims)
+        if source != "restored" and self.on_login is not None:
+            try:
+                self.on_login(session)
+            except Exception:  # noqa: S110 - never undo a completed login over a callback
+                pass
+
+    def on_listen_timeout(self) -> None:
+        self._set_status(
+            "Stopped listening for the browser's reply (timed out). After approving, paste "
+            "the address below, or click Start over for a new link.", kind="info"
         )
-        if not listener.start():
-            self._port_busy = True
-            return False
-        self.listener = listener
-        return True
 
-    def _is_ours(self, state: str) -> bool:
-        # A pending login's state; or, once the paste field won the race, one of this panel's
-        # (so the browser tab is told "logged in", not "not the pending login").
-        if self.auth.is_pending(state):
-            return True
-        return self.state == "logged_in" and state in self._states
+    def on_closed(self, message: str) -> None:
+        self._disable_link("This sign-in link is no longer in use.")
+        self._show_controls(False)
+        self.paste.value = ""
+        self._set_status(message, kind="info")
 
-    def _stop_listener(self) -> None:
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            listener.stop(wait=1.0)
+    def on_logged_out(self) -> None:
+        self.userinfo.value = ""
+        self._set_status(f"Logged out of {self.service}. Run the login cell again to log in.",
+                         kind="info")
 
-    def _listener_done(self, outcome: str) -> None:
-        with self._lock:
-            if self.state != "pending":
-                return
-            if outcome == "failed":
-                # The browser brought back an error (declined, wrong paste of a stale tab...):
-                # the error is shown; listen again so that the next approval still completes
-                # the panel by itself, as its instructions say.
-                self.listener = None
-                self._start_listener()
-                return
-            if outcome != "timeout":
-                return
-            self._set_status(
-                "Stopped listening for the browser's reply (timed out). After approving, paste "
-                "the address below, or click Start over for a new link.", kind="info"
-            )
+    # -- widgets ---------------------------------------------------------------------------
 
-    def _complete_from_browser(self, url: str) -> None:
-        if not self._complete(url, source="browser"):
-            raise _PanelError(self.last_error or "The login could not be completed.")
+    def _site(self) -> str:
+        return "Make's" if self.service == "Make" else f"{self.service}'s"
 
     def _on_text_msg(self, _widget: Any, content: Mapping[str, Any], _buffers: Any) -> None:
         if content.get("event") == "submit":
             self.submit_reply()
-
-    def _complete(self, reply: str, *, source: str) -> bool:
-        with self._lock:
-            if self.state == "logged_in":
-                if source == "paste":
-                    self.paste.value = ""
-                return True
-            if self.state != "pending":
-                self._set_status("This login panel is closed: run the login cell again.",
-                                 kind="error")
-                return False
-            secret = self._take_secret()
-            if secret:
-                self.auth.set_client_secret(secret)
-            if source == "paste":
-                self.submit.disabled = True
-                self._set_status("Completing the login\u2026", kind="info")
-            try:
-                session = self.auth.finish(reply)
-            except MakeError as exc:
-                self._set_error(exc)
-                self.submit.disabled = False
-                return False
-            except Exception as exc:  # a widget callback's traceback would go unseen
-                self._set_error(exc, unexpected=True)
-                self.submit.disabled = False
-                return False
-            self._show_logged_in(session)
-        if source == "paste":
-            self._stop_listener()
-        return True
 
     def _on_secret(self, change: Mapping[str, Any]) -> None:
         # Widget state can be saved into the notebook: move the secret into memory at once.
@@ -398,41 +377,6 @@ class LoginPanel(widgets.VBox):
             self.secret.value = ""
         return value
 
-    def _show_logged_in(self, session: MakeSession, *, announce: bool = True) -> None:
-        self.state = "logged_in"
-        self.last_error = None
-        self.paste.value = ""
-        if self.secret is not None:
-            self.secret.value = ""
-        self._show_controls(False)
-        self._disable_link("Signed in: this link has been used.")
-        self.instructions.value = ""
-        claims: Mapping[str, Any] = {}
-        try:
-            claims = session.userinfo()
-        except Exception:  # userinfo is a nicety; the login itself succeeded
-            claims = {k: v for k, v in session.id_claims.items()
-                      if k in ("sub", "name", "email", "preferred_username")}
-        who = display_name(claims or session.id_claims)
-        self._set_status(f"Logged in to Make as {who}.", kind="ok")
-        self.userinfo.value = userinfo_table(claims)
-        session.add_logout_listener(self._on_logout)
-        if announce and self.on_login is not None:
-            try:
-                self.on_login(session)
-            except Exception:  # noqa: S110 - never undo a completed login over a callback
-                pass
-
-    def _on_logout(self, _session: MakeSession) -> None:
-        with self._lock:
-            if self.state == "logged_in":
-                self.state = "logged_out"
-                self.userinfo.value = ""
-                self._set_status("Logged out of Make. Run the login cell again to log in.",
-                                 kind="info")
-
-    # -- rendering -------------------------------------------------------------------------
-
     def _show_controls(self, show: bool) -> None:
         for box in (self.controls, self.extras):
             box.layout.display = None if show else "none"
@@ -444,19 +388,13 @@ class LoginPanel(widgets.VBox):
         )
 
     def _set_status(self, text: str, *, kind: str) -> None:
-        icon = {"ok": "\u2705 ", "error": "\u26a0\ufe0f ", "info": ""}[kind]
+        icon = {"ok": "fa-check-circle", "error": "fa-exclamation-triangle", "info": ""}[kind]
+        mark = f"<i class='fa {icon}' aria-hidden='true'></i> " if icon else ""
         color = {"ok": "#1b7f3a", "error": "#b3261e", "info": "inherit"}[kind]
         self.status.value = (
-            f"<div class='make-login-status-{kind}' style='color:{color};line-height:1.45'>"
-            f"{icon}{html.escape(text)}</div>"
+            f"<div class='make-login-status-{kind}' style='color:{color};line-height:1.45;"
+            f"overflow-wrap:anywhere'>{mark}{html.escape(text)}</div>"
         )
-
-    def _set_error(self, exc: BaseException, *, unexpected: bool = False) -> None:
-        message = str(exc) or type(exc).__name__
-        if unexpected:
-            message = f"Unexpected error ({type(exc).__name__}): {message}"
-        self.last_error = message
-        self._set_status(message, kind="error")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -467,17 +405,14 @@ class LoginPanel(widgets.VBox):
     def plain_text(self) -> str:
         """What a front end without widgets shows: the link and how to finish."""
         profile = self.auth.config.profile
-        if self.state == "logged_in":
-            return f"Make login panel (profile {profile!r}): logged in."
+        if self.state == LOGGED_IN:
+            return f"{self.service} login panel (profile {profile!r}): logged in."
         if self.request is None:
-            return f"Make login panel (profile {profile!r}): {self.last_error or 'not started'}"
+            return (f"{self.service} login panel (profile {profile!r}): "
+                    f"{self.last_error or 'not started'}")
         hint = self.finish_hint or "auth.finish('<the address you land on>')"
         return (
-            f"Make login (profile {profile!r}). Open this link, sign in and approve:\n"
+            f"{self.service} login (profile {profile!r}). Open this link, sign in and approve:\n"
             f"{browser_link(self.request.url)}\n"
             f"If this panel does not show up, finish with: {hint}"
         )
-
-
-class _PanelError(MakeError):
-    """The panel's error message, handed to the loopback page."""

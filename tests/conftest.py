@@ -23,8 +23,9 @@ def provider(request):
 def _fresh_package_state(monkeypatch, tmp_path_factory):
     """No MAKE_* settings from the developer's shell, no remembered logins from the user's
     cache folder, and no sessions or discovery left over between tests."""
-    for name in ("MAKE_CLIENT_ID", "MAKE_CLIENT_SECRET", "MAKE_SCOPES", "MAKE_REDIRECT_URI",
-                 "MAKE_ZONE", "MAKE_ISSUER", "MAKE_API_URL"):
+    from make_notebook_auth.config import ENV_VARS
+
+    for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path_factory.mktemp("login-cache")))
     yield

@@ -1,4 +1,6 @@
-"""The text fallback: link printed, reply read with input(), hint when there is no stdin."""
+"""The text fallback: link printed, reply read with input(), hint when there is no stdin.
+
+A real terminal (IPython in a pseudo-terminal) is driven in ``test_console_pty.py``."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import re
 import pytest
 import requests
 
-from make_notebook_auth import MakeAuth
-from make_notebook_auth.console import console_login
+from make_notebook_auth import LoginPendingError, MakeAuth
+from make_notebook_auth.console import ConsoleLogin
 from make_notebook_auth.loopback import port_is_free
 
 PASTE_URI = "https://app.example.test/callback"
@@ -21,6 +23,10 @@ def loopback_uri() -> str:
         if port_is_free(port):
             return f"http://127.0.0.1:{port}/callback"
     pytest.skip("ports 8765 and 8766 are both busy on this machine")
+
+
+def console_login(auth, **kw):
+    return ConsoleLogin(auth, **kw).run()
 
 
 def make_auth(provider, redirect_uri=PASTE_URI):
@@ -125,3 +131,47 @@ def test_no_listen_prints_paste_instructions(provider):
                             input_func=term.input, out=term.out)
     assert session.logged_in
     assert "listening" not in term.out.getvalue()
+
+
+def test_ctrl_c_at_the_prompt_cancels_and_says_how_to_finish(provider):
+    term = Terminal(provider, [KeyboardInterrupt()])
+    auth = make_auth(provider)
+    session = ConsoleLogin(auth, input_func=term.input, out=term.out,
+                           finish_hint="make = %make_finish <address>",
+                           restart_hint="run the same %make_login line again").run()
+    assert session.pending
+    text = term.out.getvalue()
+    assert "Login cancelled at the prompt" in text
+    assert "No input is possible" not in text
+    assert "make = %make_finish <address>" in text
+    assert "run the same %make_login line again" in text
+    assert "panel" not in text
+    assert auth.finish(provider.authorize(term.link())) is session  # still pending, usable
+
+
+def test_busy_port_says_why_it_is_paste_mode(provider):
+    import socket
+
+    uri = loopback_uri()
+    port = int(uri.split(":")[2].split("/")[0])
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1)
+        term = Terminal(provider, [approve])
+        session = console_login(make_auth(provider, uri), input_func=term.input, out=term.out)
+    assert session.logged_in
+    text = term.out.getvalue()
+    assert f"already listens on 127.0.0.1:{port}" in text
+    assert "listening on" not in text
+
+
+def test_pending_error_in_a_terminal_never_mentions_a_panel(provider):
+    term = Terminal(provider, [EOFError()])
+    session = console_login(make_auth(provider), input_func=term.input, out=term.out,
+                            finish_hint="make = %make_finish <address>")
+    with pytest.raises(LoginPendingError) as info:
+        session.get("users/me")
+    message = str(info.value)
+    assert "panel" not in message
+    assert "at the prompt" in message and "make = %make_finish <address>" in message

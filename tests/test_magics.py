@@ -101,7 +101,7 @@ def test_login_panel_flow(shell, rec, provider):
     assert make.pending
     assert len(rec.shown) == 1
     panel = rec.shown[0]
-    with pytest.raises(MakeAuthError, match="login panel above"):
+    with pytest.raises(MakeAuthError, match="in the login panel, approve"):
         make.get("users/me")
     with pytest.raises(LoginPendingError):
         make.get("users/me")
@@ -261,10 +261,13 @@ def test_sandbox_login_with_loopback(shell, rec):
     if panel.listener is not None:
         s = requests.Session()
         s.trust_env = False
-        assert s.get(redirect, timeout=30).status_code == 200
+        tab = s.get(redirect, timeout=30)
+        assert tab.status_code == 200
+        assert "<title>Logged in to the Make sandbox</title>" in tab.text
     else:
         panel.submit_reply(redirect)
     assert make.logged_in
+    assert "Logged in to the Make sandbox as" in panel.status.value
     orgs = make.get("organizations").json()["organizations"]
     assert orgs
 
@@ -361,3 +364,56 @@ def test_live_session_is_returned_only_for_the_same_settings(shell, rec, sandbox
     sandbox = shell.run_line_magic("make_login", "--sandbox --no-listen")
     assert sandbox is not make and sandbox.pending and len(rec.shown) == 3
     assert sandbox.config.issuer != provider.issuer
+
+
+@pytest.mark.parametrize("scopes", ['"openid user:read"', "'openid user:read'",
+                                    '"openid  user:read,"', "openid,user:read"])
+def test_quoted_option_values_arrive_without_quotes(shell, rec, provider, scopes):
+    args = (f'--issuer "{provider.issuer}" --api-url \'{provider.api_url}\' '
+            f'--client-id "{provider.public_client_id}" --redirect-uri "{PASTE_URI}" '
+            f"--scopes {scopes}")
+    make = shell.run_line_magic("make_login", args)
+    panel = rec.shown[-1]
+    assert make.config.scopes == ("openid", "user:read")
+    assert make.config.issuer == provider.issuer  # the quotes are gone from every option
+    assert "scope=openid+user%3Aread&" in panel.request.url
+    panel.submit_reply(provider.authorize(panel.request.url))
+    assert make.logged_in, panel.status.value
+
+
+def test_unbalanced_quotes_are_a_usage_error(shell, rec):
+    with pytest.raises(UsageError, match="check the quotes"):
+        shell.run_line_magic("make_login", '--scopes "openid user:read')
+
+
+def test_finish_takes_a_quoted_address(shell, rec, provider):
+    shell.run_line_magic("make_login", provider_args(provider))
+    reply = provider.authorize(rec.shown[-1].request.url)
+    make = shell.run_line_magic("make_finish", f"'{reply}'")
+    assert make.logged_in
+
+
+@pytest.mark.parametrize("zone", ["nonsense", "eu3"])
+def test_unknown_zone_is_refused_listing_the_known_ones(shell, rec, provider, zone):
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic("make_login", provider_args(provider).replace(
+            f"--api-url {provider.api_url} ", "") + f" --zone {zone}")
+    assert f"{zone!r} is not a Make zone" in str(info.value)
+    assert "eu1, eu2, us1, us2" in str(info.value)
+    assert rec.shown == []
+
+
+def test_custom_zone_host_is_accepted(shell, rec, provider):
+    make = shell.run_line_magic("make_login", provider_args(provider).replace(
+        f"--api-url {provider.api_url} ", "") + " --zone eu3.make.com")
+    assert make.config.api_url == "https://eu3.make.com/api/v2/"
+
+
+def test_zone_with_sandbox_says_it_is_ignored(shell, rec):
+    pytest.importorskip("authlib")
+    make = shell.run_line_magic("make_login", "--sandbox --no-listen --zone eu2")
+    assert "--zone ignored with --sandbox" in rec.text
+    assert make.config.api_url.startswith("http://127.0.0.1:")
+    panel = rec.shown[-1]
+    assert panel.secret is None  # the sandbox never asks for a client secret
+    assert "Log in to the Make sandbox" in panel.header.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import ipywidgets as widgets
@@ -88,14 +89,14 @@ def test_enter_submits(provider):
     assert panel.state == "logged_in", panel.status.value
 
 
-def test_error_keeps_field_and_pending_login(provider):
+def test_error_clears_field_and_keeps_pending_login(provider):
     panel = LoginPanel(make_auth(provider))
     panel.paste.value = "not a url at all !!"
     panel.submit.click()
     assert panel.state == "pending"
     assert "make-login-status-error" in panel.status.value
     assert "neither the redirect address" in panel.status.value
-    assert panel.paste.value == "not a url at all !!"
+    assert panel.paste.value == ""  # cleared after every submit, failed or not
     assert not panel.submit.disabled
 
     # A declined sign-in: the error is shown, and the same link can still be approved.
@@ -148,7 +149,7 @@ def test_nothing_secret_left_in_widgets(provider):
 
 def test_confidential_secret_typed_into_panel(provider):
     auth = make_auth(provider, confidential=True)
-    panel = LoginPanel(auth)
+    panel = LoginPanel(auth, ask_secret=True)
     assert panel.secret is not None
     panel.secret.value = provider.confidential_client_secret  # typed, then Enter
     assert panel.secret.value == ""  # moved into memory at once
@@ -165,21 +166,48 @@ def test_confidential_secret_typed_into_panel(provider):
 
 def test_confidential_without_secret_fails_then_works(provider):
     auth = make_auth(provider, confidential=True)
-    panel = LoginPanel(auth)
+    panel = LoginPanel(auth, ask_secret=True)
     redirect = provider.authorize(panel.request.url)
     panel.paste.value = redirect
     panel.submit.click()
     assert panel.state == "pending"
     assert "client" in panel.status.value.lower()
+    assert panel.paste.value == ""  # a failed paste holding a code is not kept either
     panel.secret.value = provider.confidential_client_secret
-    panel.submit.click()
+    panel.submit_reply(redirect)
     assert panel.state == "logged_in", panel.status.value
 
 
 def test_secret_from_environment_hides_field(provider):
     panel = LoginPanel(make_auth(provider, confidential=True,
-                                 secret=provider.confidential_client_secret))
+                                 secret=provider.confidential_client_secret), ask_secret=True)
     assert panel.secret is None
+
+
+def test_no_secret_field_unless_asked(provider):
+    # A public client has no secret: no "Confidential client?" section to puzzle over.
+    panel = LoginPanel(make_auth(provider))
+    assert panel.secret is None
+    assert "Client secret" not in all_widget_state(panel)
+    asked = LoginPanel(make_auth(provider), ask_secret=True)
+    assert asked.secret is not None
+    assert "Confidential client? Client secret" in all_widget_state(asked)
+
+
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+
+def test_no_emoji_in_any_status(provider):
+    panel = LoginPanel(make_auth(provider))
+    seen = [all_widget_state(panel)]
+    panel.submit_reply("hello")  # an error status
+    seen.append(all_widget_state(panel))
+    panel.submit_reply(provider.authorize(panel.request.url))  # the success status
+    assert panel.state == "logged_in"
+    seen.append(all_widget_state(panel))
+    assert "fa-check-circle" in panel.status.value
+    for state in seen:
+        assert not EMOJI.search(state), EMOJI.findall(state)
 
 
 def test_start_over(provider):
@@ -275,7 +303,9 @@ def test_busy_port_falls_back_to_paste(provider):
         sock.listen(1)
         panel = LoginPanel(make_auth(provider, uri))
         assert panel.listener is None
-        assert "busy" in panel.status.value
+        status = panel.status.value
+        assert f"already listens on 127.0.0.1:{port}" in status  # why it is in paste mode
+        assert "paste it below" in status
         panel.paste.value = provider.authorize(panel.request.url)
         panel.submit.click()
         assert panel.state == "logged_in"

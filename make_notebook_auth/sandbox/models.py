@@ -224,11 +224,6 @@ class Store:
                 return None
             return record
 
-    def nonce_in_use(self, client_id: str, nonce: str) -> bool:
-        with self._lock:
-            return any(c.client_id == client_id and c.nonce == nonce and not c.is_expired()
-                       for c in self._codes.values())
-
     def _drop_stale_codes(self) -> None:
         horizon = time.time() - 10 * CODE_TTL
         for key in [k for k, c in self._codes.items() if c.expires_at < horizon]:
