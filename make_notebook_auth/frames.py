@@ -126,7 +126,9 @@ def listing_frame(pages: Iterable[Page], *, progress: bool | None = None,
     """Collect a listing's pages into a DataFrame, with a ``tqdm.auto`` bar when wanted.
 
     With ``progress=None`` the bar appears only once a second page is needed (a one-page
-    listing never shows one).
+    listing never shows one). The count is redrawn as each page arrives (pages are few and
+    slow, so tqdm's rate limiting would otherwise hide them), and the bar stays with the final
+    count when the listing is complete.
     """
     items: list[Any] = []
     bar = None
@@ -136,11 +138,13 @@ def listing_frame(pages: Iterable[Page], *, progress: bool | None = None,
             items.extend(page.items)
             if bar is not None:
                 bar.update(len(page.items))
+                bar.refresh()
             elif show and (progress is True or not page.last):
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=total, desc=desc, unit=" items", leave=False)
-                bar.update(len(items))
+                # Drawn first with the items already here (never a misleading "0 items").
+                bar = tqdm(total=total, desc=desc, unit=" items", leave=True,
+                           initial=len(items))
     finally:
         if bar is not None:
             bar.close()

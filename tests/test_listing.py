@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pandas as pd
@@ -237,12 +238,15 @@ class FakeBar:
 
     def __init__(self, **kwargs):
         self.kwargs = kwargs
-        self.n = 0
+        self.n = kwargs.get("initial", 0)
         self.closed = False
         FakeBar.made.append(self)
 
     def update(self, n):
         self.n += n
+
+    def refresh(self):
+        pass
 
     def close(self):
         self.closed = True
@@ -286,6 +290,32 @@ def test_progress_bar_rules(api_login, fake_tqdm, monkeypatch):
     monkeypatch.setattr(frames, "_stderr_is_terminal", lambda: True)
     make.frame("scenarios", {"teamId": 2})
     assert len(fake_tqdm) == 1 and fake_tqdm[0].closed
+
+
+def test_progress_counts_advance_per_page_and_the_final_count_stays(api_login, monkeypatch):
+    """A real tqdm bar (the terminal one tqdm.auto picks outside a notebook), writing to a
+    buffer: every page redraws the count, and the closed bar keeps its last line."""
+    import io
+
+    import tqdm.auto
+    import tqdm.std
+
+    screen = io.StringIO()
+
+    class ScreenBar(tqdm.std.tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.update(file=screen, mininterval=3600)  # tqdm alone would draw almost nothing
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", ScreenBar)
+    make = api_login()
+    frame = make.frame("scenarios", {"teamId": 2}, page_size=50, progress=True)
+    assert len(frame) == TEAM2
+    drawn = [int(n) for n in re.findall(r"scenarios: (\d+) items", screen.getvalue())]
+    assert sorted(set(drawn)) == [50, 100, 150, 180]  # one count per page, never "0 items"
+    assert drawn == sorted(drawn)
+    last_state = screen.getvalue().rstrip("\n").split("\r")[-1]
+    assert "180 items" in last_state  # not wiped when the bar closed
 
 
 def test_in_notebook_detection(monkeypatch):
