@@ -208,8 +208,31 @@ def test_busy_port_is_reported(run_cli):
 
 
 def test_unknown_command_and_bad_options(capsys):
-    assert main(["frobnicate"]) == 2
-    assert "unknown command" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["sandbox", "--port", "not-a-number"])
     assert exc.value.code == 2
+
+
+def test_no_arguments_prints_the_help_and_starts_nothing():
+    # The installed script, as a user runs it: help on stdout, exit 2, no server.
+    script = shutil.which("make-notebook-auth")
+    command = [script] if script else [
+        sys.executable, "-c", "import sys; from make_notebook_auth.sandbox.__main__ import "
+        "main; sys.exit(main())"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert done.stdout.startswith("usage: make-notebook-auth")
+    assert "sandbox" in done.stdout and "--version" in done.stdout
+    assert "MAKE_ISSUER=" not in done.stdout and "serving" not in done.stderr
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == "make-notebook-auth 0.1.0\n"

@@ -1,5 +1,7 @@
-"""``make-notebook-auth sandbox`` / ``python -m make_notebook_auth.sandbox``: run the sandbox
-until interrupted, after printing the settings to use as ``NAME=value`` lines on stdout."""
+"""The ``make-notebook-auth`` command: ``make-notebook-auth sandbox [options]`` (also
+``python -m make_notebook_auth.sandbox [options]``) runs the sandbox until interrupted, after
+printing the settings to use as ``NAME=value`` lines on stdout. Without a command it prints its
+help; ``--version`` prints the version."""
 
 from __future__ import annotations
 
@@ -77,17 +79,37 @@ def run(argv: Sequence[str] | None = None, prog: str = "make-notebook-auth sandb
     return 0
 
 
+def build_command_parser() -> argparse.ArgumentParser:
+    """``make-notebook-auth``'s own parser: its commands, ``--help`` and ``--version``."""
+    from .._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="make-notebook-auth",
+        description="Log into the Make API from Jupyter. In a notebook: %load_ext "
+                    "make_notebook_auth, then make = %make_login. This command runs the "
+                    "local Make sandbox for trying the package without a Make account.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("sandbox", add_help=False,
+                        help="run a local stand-in for Make (OpenID provider + Make-like API); "
+                             "'make-notebook-auth sandbox --help' for its options")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry: accepts ``sandbox [options]`` or just the options."""
+    """Console-script entry: ``sandbox [options]``, ``--version``, ``--help``; nothing prints
+    the help (exit status 2, as argparse does for a missing command)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "sandbox":
-        args = args[1:]
-    elif args and not args[0].startswith("-"):
-        print(f"make-notebook-auth: unknown command {args[0]!r}; try "
-              "'make-notebook-auth sandbox --help'", file=sys.stderr)
+        return run(args[1:])
+    parser = build_command_parser()
+    if not args:
+        parser.print_help()
         return 2
-    return run(args)
+    parser.parse_args(args)  # --help, --version and unknown input exit here
+    parser.print_help()
+    return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
