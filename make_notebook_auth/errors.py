@@ -136,7 +136,8 @@ class TokenEndpointError(ProviderResponseError):
         ),
         "invalid_client": (
             "Make did not accept the client credentials. Check MAKE_CLIENT_ID and "
-            "MAKE_CLIENT_SECRET (or leave the secret unset for a public client)."
+            "MAKE_CLIENT_SECRET (or leave the secret unset for a public client; in a notebook, "
+            "%make_login --confidential lets you type the secret into the panel)."
         ),
         "invalid_request": "Make rejected the request as malformed; check the redirect URI.",
         "unauthorized_client": "This client may not use this grant; check the client's settings.",

@@ -176,3 +176,26 @@ def test_login_cell_uses_the_sandbox_only_without_make_settings(monkeypatch, env
     assert result.success, result.error_in_exec
     assert len(lines) == 1
     assert ("--sandbox" in lines[0]) is sandbox
+
+
+def test_install_instructions_agree_and_install_from_the_checkout():
+    readme = (ROOT / "README.md").read_text()
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "pip install -e '.[quickstart]'" in readme
+    assert "pip install -e '.[quickstart]'" in markdown
+    assert "'.[sandbox]'" not in markdown  # the command the README gives, not another one
+    pip_lines = [line.strip() for line in code.splitlines() if "%pip install" in line]
+    assert pip_lines, "the notebook's fallback install is gone"
+    for line in pip_lines:  # never an index, where the package is not published
+        assert line.startswith('%pip install -e "{checkout}['), line
+
+
+def test_readme_has_no_placeholders_and_links_the_client_request_page():
+    readme = (ROOT / "README.md").read_text()
+    assert "<this repository>" not in readme
+    assert ("(https://developers.make.com/api-documentation/authentication/"
+            "requesting-an-oauth-2.0-client)") in readme
+    assert "`--client-id ID`" in readme
+    assert "python3 -m venv .venv && . .venv/bin/activate" in readme
