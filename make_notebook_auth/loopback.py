@@ -254,15 +254,16 @@ class LoopbackListener:
             self.error = exc
             return 400, page(
                 "Login not completed",
-                f"{exc} You can also copy this page's address and paste it into the login "
-                "panel in your notebook.",
+                f"{exc} You can also copy this page's address and paste it where the login "
+                "was started (the login panel, or the prompt in the terminal).",
             )
         except Exception as exc:  # a bug must not leave the browser hanging
             self.error = exc
             return 500, page(
                 "Login not completed",
                 f"Unexpected error ({type(exc).__name__}). Copy this page's address and paste "
-                "it into the login panel in your notebook.",
+                "it where the login was started (the login panel, or the prompt in the "
+                "terminal).",
             )
         return 200, page(
             self.success_title,

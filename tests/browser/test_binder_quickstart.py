@@ -74,7 +74,7 @@ def test_quickstart_on_binder(hub_jupyter, page):
     field.press("Enter")
     alice = DEMO_USERS["alice"]
     expect(panel.locator(".make-login-status")).to_contain_text(
-        f"Logged in to Make as {alice.name} ({alice.email})")
+        f"Logged in to the Make sandbox as {alice.name} ({alice.email})")
 
     for index in [i for i in code if i > login]:
         run_cell(page, index)

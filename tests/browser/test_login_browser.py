@@ -63,8 +63,9 @@ def start_login(page, server, frontend, name):
     expect(panel).to_be_visible()
     # Run All went on to the API cell: the pending session says to finish the login first.
     pending = cell(page, 2).locator(".jp-OutputArea")
-    expect(pending).to_contain_text("LoginPendingError")
-    expect(pending).to_contain_text("login panel above")
+    expect(pending).to_contain_text("LoginPendingError: The Make login is not finished yet")
+    expect(pending).to_contain_text("in the login panel")
+    expect(pending).not_to_contain_text("Traceback")  # the sentence, not 25 lines of requests
     link = panel.locator(".make-login-link a")
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_contain_text("sign-in page")
@@ -88,9 +89,14 @@ def paste_and_submit(panel, reply: str, *, enter: bool) -> None:
         panel.locator(".make-login-submit").click()
 
 
-def expect_logged_in(panel, name: str, email: str) -> None:
+def expect_logged_in(panel, name: str, email: str, service: str = "Make") -> None:
     expect(panel.locator(".make-login-status")).to_contain_text(
-        f"Logged in to Make as {name} ({email})")
+        f"Logged in to {service} as {name} ({email})")
+    # The status icon is Font Awesome (shipped with ipywidgets), not an emoji that renders as
+    # an empty box without an emoji font.
+    icon = panel.locator(".make-login-status i.fa")
+    expect(icon).to_have_count(1)
+    assert "awesome" in icon.evaluate("e => getComputedStyle(e).fontFamily").lower()
     expect(panel.locator(".make-login-userinfo table")).to_contain_text(email)
     expect(panel.locator(".make-login-paste")).to_be_hidden()
     expect(panel.locator(".make-login-link a")).to_have_count(0)
@@ -119,6 +125,14 @@ def expect_saved_without_secrets(page, path: Path, code: str) -> None:
     assert "code_verifier" not in text
 
 
+def expect_no_horizontal_overflow(panel) -> None:
+    for selector in (".make-login-panel", ".make-login-secret-box", ".make-login-paste"):
+        boxes = panel.page.locator(selector)
+        for i in range(boxes.count()):
+            sizes = boxes.nth(i).evaluate("e => [e.scrollWidth, e.clientWidth]")
+            assert sizes[0] <= sizes[1], f"{selector} overflows horizontally: {sizes}"
+
+
 def save_panel_screenshot(page) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "login-panel.png"
@@ -130,10 +144,16 @@ def save_panel_screenshot(page) -> None:
 
 def test_scenario_1_paste(jupyter, page, frontend, oidc_provider, callback_hits):
     name = f"paste-{frontend}.ipynb"
-    login_notebook(jupyter, name, f"make = %make_login --redirect-uri {PASTE_REDIRECT}")
+    # Typed the way people type it: quoted values, one with spaces.
+    login_notebook(jupyter, name, f'make = %make_login --redirect-uri "{PASTE_REDIRECT}" '
+                                  "--scopes 'openid user:read  scenarios:read'")
     panel = start_login(page, jupyter, frontend, name)
     expect(panel.locator(".make-login-instructions")).to_contain_text(
         "app.example.test/callback?code=")
+    href = panel.locator(".make-login-link a").get_attribute("href")
+    assert "&scope=openid+user%3Aread+scenarios%3Aread&" in href  # no quotes sent
+    expect(panel.locator(".make-login-secret-box")).to_have_count(0)  # a public client
+    expect_no_horizontal_overflow(panel)
 
     popup = open_sign_in(page, panel)
     expect(popup.locator("h1")).to_contain_text("Sign in")
@@ -184,14 +204,16 @@ def test_sandbox_loopback(jupyter, page, frontend):
     if frontend is LAB:
         save_panel_screenshot(page)  # docs/login-panel.png with MAKE_DOCS_SCREENSHOT=1
 
+    expect(panel.locator(".make-login-secret-box")).to_have_count(0)  # the sandbox needs none
     popup = open_sign_in(page, panel)
     expect(popup.locator("h1")).to_contain_text("Make sandbox")
     popup.locator("button.approve").click()
     expect(popup.locator("body")).to_contain_text("You can close this tab")
+    expect(popup.locator("h1")).to_have_text("Logged in to the Make sandbox")
     popup.close()
 
     alice = DEMO_USERS["alice"]
-    expect_logged_in(panel, alice.name, alice.email)
+    expect_logged_in(panel, alice.name, alice.email, service="the Make sandbox")
     expect_api_ok(page, alice.email)
 
 
@@ -199,11 +221,13 @@ def test_confidential_secret_in_panel(jupyter, page, oidc_provider, callback_hit
     """The client secret typed into the panel's password field: used, never kept in a widget."""
     secret = oidc_provider.confidential_client_secret
     name = "secret-lab.ipynb"
-    login_notebook(jupyter, name, "make = %make_login --client-id "
+    login_notebook(jupyter, name, "make = %make_login --confidential --client-id "
                    f"{oidc_provider.confidential_client_id} --redirect-uri {PASTE_REDIRECT}")
     panel = start_login(page, jupyter, LAB, name)
     panel.locator(".make-login-secret-box").get_by_text("Client secret").first.click()
     field = panel.locator(".make-login-secret input[type=password]")
+    expect(field).to_be_visible()
+    expect_no_horizontal_overflow(panel)  # opened: no horizontal scroll bar
     field.fill(secret)
     field.press("Enter")
     expect(field).to_have_value("")
