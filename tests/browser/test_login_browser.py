@@ -126,11 +126,16 @@ def expect_saved_without_secrets(page, path: Path, code: str) -> None:
 
 
 def expect_no_horizontal_overflow(panel) -> None:
-    for selector in (".make-login-panel", ".make-login-secret-box", ".make-login-paste"):
-        boxes = panel.page.locator(selector)
-        for i in range(boxes.count()):
-            sizes = boxes.nth(i).evaluate("e => [e.scrollWidth, e.clientWidth]")
-            assert sizes[0] <= sizes[1], f"{selector} overflows horizontally: {sizes}"
+    """No element of the panel, nor the output area around it, scrolls sideways (a clipped
+    overflow counts too)."""
+    wide = panel.evaluate("""panel => {
+        const area = panel.closest('.jp-OutputArea-output') || panel.parentElement;
+        const all = [area, ...area.querySelectorAll('*')];
+        return all.filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+                  .map(e => `${e.tagName}.${[...e.classList].join('.')} ` +
+                            `${e.scrollWidth}>${e.clientWidth}`);
+    }""")
+    assert wide == [], f"horizontal overflow: {wide}"
 
 
 def save_panel_screenshot(page) -> None:
