@@ -46,9 +46,9 @@ ENV_VARS = (
 )
 
 _HOW_TO_GET_A_CLIENT = (
-    "Request an OAuth 2.0 client from Make (approval is manual: "
-    "https://developers.make.com/api-documentation/authentication/"
-    "requesting-an-oauth-2.0-client), register the redirect URI "
+    "Request an OAuth 2.0 client from Make (developer docs: 'Requesting an OAuth 2.0 "
+    "client', https://developers.make.com/api-documentation/authentication/"
+    "requesting-an-oauth-2.0-client; approval is manual), register the redirect URI "
     f"{DEFAULT_REDIRECT_URI}, then set MAKE_CLIENT_ID (and MAKE_CLIENT_SECRET for a "
     "confidential client) or pass client_id=... . To try the package without a Make "
     "account, use the sandbox: `%make_login --sandbox`."
