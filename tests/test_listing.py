@@ -102,7 +102,7 @@ def test_params_offset_limit_and_columns(api_login, make_api):
 def test_list_key_is_found_or_named(api_login, make_api):
     make = api_login()
     orgs = list(make.paginate("organizations"))
-    assert [o["id"] for o in orgs] == [1]
+    assert [o["id"] for o in orgs] == [1, 2, 4]  # alice: Acme, Globex, Stark (by name)
     assert list(make.paginate("organizations", key="organizations")) == orgs
     with pytest.raises(MakeError, match="'authUser'") as info:
         list(make.paginate("users/me"))

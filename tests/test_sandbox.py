@@ -476,12 +476,14 @@ def read_token(sandbox_provider):
     return login(sandbox_provider)["access_token"]
 
 
-def test_users_me_organizations_and_teams(sandbox_provider, read_token):
+def test_users_me_organizations_and_teams(sandbox_provider, sandbox_server, read_token):
     p = sandbox_provider
     me = api_get(p, "users/me", read_token).json()["authUser"]
     assert str(me["id"]) == p.users["alice"]["sub"]
     orgs = api_get(p, "organizations", read_token).json()
-    assert orgs["organizations"] and all(o["zone"].endswith(".make.com")
+    ports = {urlsplit(url).port for url in sandbox_server.zone_api_urls}
+    assert len(ports) == 3
+    assert orgs["organizations"] and all(o["zone"] in {f"127.0.0.1:{n}" for n in ports}
                                          for o in orgs["organizations"])
     assert orgs["pg"]["offset"] == 0
     org_id = orgs["organizations"][0]["id"]

@@ -33,6 +33,16 @@ def build_parser(prog: str = "make-notebook-auth sandbox") -> argparse.ArgumentP
     parser.add_argument("--rate-limit", type=int, metavar="N", default=None,
                         help="answer 429 with Retry-After after N API requests per minute "
                              "per token")
+    parser.add_argument("--zones", type=int, metavar="N", default=3,
+                        help="serve the API as N zones, each on its own port (default 3); "
+                             "organizations are spread across them")
+    parser.add_argument("--no-org-limits", action="store_true",
+                        help="do not enforce each organization's license.apiLimit (requests "
+                             "per minute; over it the API answers 429 like Make)")
+    parser.add_argument("--no-retry-after", action="store_true",
+                        help="send an organization's 429 without Retry-After")
+    parser.add_argument("--latency-ms", type=float, metavar="MS", default=0.0,
+                        help="delay every API answer by MS milliseconds")
     parser.add_argument("--access-token-ttl", type=int, metavar="SECONDS", default=3600,
                         help="access token lifetime (default 3600)")
     parser.add_argument("--browser-base-url", metavar="URL", default=None,
@@ -51,12 +61,17 @@ def run(argv: Sequence[str] | None = None, prog: str = "make-notebook-auth sandb
     if args.rate_limit is not None and args.rate_limit < 1:
         print("--rate-limit must be at least 1", file=sys.stderr)
         return 2
+    if args.zones < 1 or args.latency_ms < 0:
+        print("--zones must be at least 1 and --latency-ms not negative", file=sys.stderr)
+        return 2
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}, not loopback: anyone who can reach it can "
               "sign in as a demo user", file=sys.stderr, flush=True)
     sandbox = Sandbox(args.host, args.port, confidential=args.confidential,
                       access_token_ttl=args.access_token_ttl, rate_limit=args.rate_limit,
-                      browser_base_url=args.browser_base_url)
+                      browser_base_url=args.browser_base_url, zones=args.zones,
+                      org_limits=not args.no_org_limits,
+                      org_retry_after=not args.no_retry_after, latency_ms=args.latency_ms)
     try:
         sandbox.start()
     except OSError as exc:
@@ -66,8 +81,9 @@ def run(argv: Sequence[str] | None = None, prog: str = "make-notebook-auth sandb
     for name, value in sandbox.settings().items():
         sys.stdout.write(f"{name}={value}\n")
     sys.stdout.flush()
-    print(f"Make sandbox serving at {sandbox.issuer} (API {sandbox.api_url}); "
-          "demo users: alice, bob, carol. Press Ctrl+C to stop.", file=sys.stderr, flush=True)
+    print(f"Make sandbox serving at {sandbox.issuer} (API {sandbox.api_url}; zones "
+          f"{', '.join(sandbox.zones)}); demo users: alice, bob, carol, dave. "
+          "Press Ctrl+C to stop.", file=sys.stderr, flush=True)
     previous = signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         threading.Event().wait()

@@ -18,13 +18,21 @@ Behaviour copied from Make's documentation:
   ``organizationId``; ``connections``, ``data-stores`` and ``hooks`` need ``teamId``.
 * Errors share one shape: ``{"message", "detail", "code", "suberrors"}``.
 * Over the rate limit: 429, "Requests limit for organization exceeded, please try again
-  later.", with ``Retry-After``.
+  later.", with ``Retry-After`` (per token: ``rate_limit``; per organization: the license's
+  ``apiLimit`` per minute, with or without ``Retry-After``, see :class:`FaultInjector`).
+* Zones: with ``zone_names`` (``["127.0.0.1:PORT", ...]``) the app serves zone number ``zone``:
+  ``organizations`` lists every organization of the user with its ``zone``, and ``license``
+  only for those of this zone; a request naming an organization or team of another zone
+  (``organizationId``, ``teamId``, ``organizations/{id}``, ``teams/{id}``, ``scenarios/{id}``)
+  gets 404 ``SC404`` naming the right zone. ``users/me`` answers on every zone.
+* ``latency`` seconds of delay before each API answer (to measure concurrency).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +98,14 @@ class MakeLikeAPI:
     """WSGI app for the Make-like API. Mount it at ``prefix`` (default ``/api/v2/``)."""
 
     def __init__(self, validate_token: TokenValidator, *, faults: FaultInjector | None = None,
-                 prefix: str = "/api/v2/") -> None:
+                 prefix: str = "/api/v2/", zone: int = 0,
+                 zone_names: Sequence[str] | None = None, latency: float = 0.0) -> None:
         self.validate_token = validate_token
         self.faults = faults or FaultInjector()
         self.prefix = "/" + prefix.strip("/") + "/"
+        self.zone = zone
+        self.zone_names = list(zone_names) if zone_names else None
+        self.latency = latency
         r = self._route
         self._routes: list[_Route] = [
             r(r"users/me", "user", self._users_me),
@@ -129,6 +141,8 @@ class MakeLikeAPI:
 
     def handle(self, req: Request) -> Response:
         """Answer one API request (``req.path`` starts with the prefix)."""
+        if self.latency > 0:
+            time.sleep(self.latency)
         try:
             return self._handle(req)
         except ApiError as error:
@@ -161,6 +175,14 @@ class MakeLikeAPI:
             if req.method != "GET":
                 return make_error(405, "Method Not Allowed",
                                   "The sandbox API is read-only.", "SC405")
+            organization_id = self._organization_of(req, match)
+            if organization_id in caller.user.organization_ids:  # others get 403 below
+                self._check_zone(organization_id)
+                license_ = data.ORGANIZATIONS[organization_id]["license"]
+                wait = self.faults.over_org_limit(organization_id, int(license_["apiLimit"]))
+                if wait is not None:
+                    return self._fault_response(
+                        429, wait if self.faults.org_retry_after else None)
             return route.handler(req, caller, match)
         raise _not_found("The requested resource was not found.")
 
@@ -172,6 +194,55 @@ class MakeLikeAPI:
                               headers=headers)
         return make_error(status, "Internal Server Error",
                           "A failure injected by the sandbox.", f"SC{status}", headers=headers)
+
+    # -- zones -----------------------------------------------------------------------------
+    def _organization_of(self, req: Request, match: re.Match[str]) -> int | None:
+        """The (existing) organization a request names, if any."""
+        org: int | None = None
+        team: int | None = None
+        path = match.re.pattern
+        if "id" in match.groupdict():
+            if path.startswith("organizations"):
+                org = int(match["id"])
+            elif path.startswith("teams"):
+                team = int(match["id"])
+            elif path.startswith("scenarios"):
+                team = int(match["id"]) // 10000
+        for name in ("organizationId", "teamId"):
+            value = req.arg(name)
+            if value and value.isdigit():
+                if name == "organizationId":
+                    org = int(value)
+                else:
+                    team = int(value)
+        if org is None and team is not None and team in data.TEAMS:
+            org = int(data.TEAMS[team]["organizationId"])
+        return org if org in data.ORGANIZATIONS else None
+
+    def zone_name(self, organization_id: int) -> str:
+        if self.zone_names is None:
+            return str(data.ORGANIZATIONS[organization_id]["zone"])
+        return self.zone_names[data.ZONE_OF.get(organization_id, 0) % len(self.zone_names)]
+
+    def _in_this_zone(self, organization_id: int) -> bool:
+        if self.zone_names is None:
+            return True
+        return data.ZONE_OF.get(organization_id, 0) % len(self.zone_names) == self.zone
+
+    def _check_zone(self, organization_id: int) -> None:
+        if not self._in_this_zone(organization_id):
+            raise ApiError(make_error(
+                404, "Not Found",
+                f"Organization {organization_id} is not in this zone; its API is on zone "
+                f"{self.zone_name(organization_id)}.", "SC404"))
+
+    def _organization_item(self, organization: Item) -> Item:
+        item = dict(organization)
+        item["zone"] = self.zone_name(int(organization["id"]))
+        if not self._in_this_zone(int(organization["id"])):
+            for name in ("license", "serviceName", "isPaused"):
+                item.pop(name, None)
+        return item
 
     # -- query helpers ---------------------------------------------------------------------
     @staticmethod
@@ -221,8 +292,9 @@ class MakeLikeAPI:
         team = data.TEAMS.get(team_id)
         if team is None:
             raise _not_found(f"Team {team_id} was not found.")
-        if team_id not in caller.user.team_ids and \
-                team["organizationId"] not in caller.user.organization_ids:
+        if team_id in caller.user.hidden_team_ids or (
+                team_id not in caller.user.team_ids
+                and team["organizationId"] not in caller.user.organization_ids):
             raise _forbidden(f"You don't have access to team {team_id}.")
         return team
 
@@ -250,12 +322,13 @@ class MakeLikeAPI:
         return Response.json({"authorization": {"scope": sorted(caller.scopes)}})
 
     def _organizations(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
-        items = [data.ORGANIZATIONS[i] for i in caller.user.organization_ids]
-        return self._paginate(req, items, "organizations")
+        items = [self._organization_item(data.ORGANIZATIONS[i])
+                 for i in caller.user.organization_ids]
+        return self._paginate(req, items, "organizations", sort_by="name")
 
     def _organization(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
-        return Response.json(
-            {"organization": dict(self._organization_for(caller, int(match["id"])))})
+        organization = self._organization_for(caller, int(match["id"]))
+        return Response.json({"organization": self._organization_item(organization)})
 
     def _teams(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
         organization_id = self._int_arg(req, "organizationId")

@@ -1,5 +1,6 @@
-"""The :class:`Sandbox`: the authorization server and the Make-like API on one loopback port,
-served from a background thread."""
+"""The :class:`Sandbox`: the authorization server and the Make-like API on one loopback port
+(the home zone), plus one more port per extra zone serving the API only, each served from a
+background thread."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import data
 from .api import MakeLikeAPI, make_error
 from .faults import FaultInjector
 from .models import (
@@ -54,12 +56,27 @@ class Sandbox:
     ``Sandbox(...).start()`` (or ``with Sandbox() as sb:``) serves on a daemon thread; the URLs
     and client settings are known once started. Each start makes a fresh signing key and fresh
     client secrets, so nothing issued is accepted anywhere else or after a restart.
+
+    Zones: ``zones`` (default 3) API servers, each on its own port; zone 0 is the main port
+    (issuer and ``api_url``), the others serve only ``/api/v2/`` (:attr:`zone_api_urls`).
+    Organizations are spread across them (their ``zone`` is ``127.0.0.1:PORT``), and every zone
+    accepts the same access tokens. ``org_limits=True`` enforces each organization's
+    ``license.apiLimit`` per ``org_window`` seconds (429 with ``Retry-After`` unless
+    ``org_retry_after=False``); ``latency_ms`` delays every API answer.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, confidential: bool = False,
                  access_token_ttl: int = 3600, clients: Sequence[SandboxClient] | None = None,
                  short_token_ttl: int = 4, redirect_uri: str = REDIRECT_URI,
-                 browser_base_url: str | None = None, rate_limit: int | None = None) -> None:
+                 browser_base_url: str | None = None, rate_limit: int | None = None,
+                 zones: int = data.ZONES, org_limits: bool = False, org_window: float = 60.0,
+                 org_retry_after: bool = True, latency_ms: float = 0.0) -> None:
+        if zones < 1:
+            raise ValueError("zones must be at least 1")
+        if latency_ms < 0:
+            raise ValueError("latency_ms must not be negative")
+        self.zone_count = zones
+        self.latency_ms = latency_ms
         self.host = host
         self.requested_port = port
         self.confidential = confidential
@@ -76,7 +93,11 @@ class Sandbox:
                 raise ValueError(f"clients has no {kind} client")
             self._main_client_id = wanted[0].client_id
         self.clients: dict[str, SandboxClient] = {c.client_id: c for c in clients}
-        self.faults = FaultInjector(rate_limit)
+        self.faults = FaultInjector(rate_limit, org_limits=org_limits, org_window=org_window,
+                                    org_retry_after=org_retry_after)
+        self._zone_servers: list[BackgroundServer] = []
+        self.zone_apis: list[MakeLikeAPI] = []
+        self.zones: list[str] = []  # "127.0.0.1:PORT" of each zone, home first
         self._http: BackgroundServer | None = None
         self._issuer: str | None = None
         self.auth: AuthorizationService | None = None
@@ -91,18 +112,36 @@ class Sandbox:
             raise RuntimeError("a stopped Sandbox cannot be restarted; create a new one")
         http = BackgroundServer(self.wsgi_app, self.host, self.requested_port)
         self._issuer = f"http://{_url_host(self.host)}:{http.port}"
+        try:
+            extra = [BackgroundServer(self._zone_app(i), self.host, 0)
+                     for i in range(1, self.zone_count)]
+        except OSError:
+            http.stop()
+            raise
+        self.zones = [f"{_url_host(self.host)}:{server.port}" for server in (http, *extra)]
         browser_base_url = self.browser_base_url
         if browser_base_url and "{port}" in browser_base_url:
             browser_base_url = browser_base_url.replace("{port}", str(http.port))
         store = Store(list(self.clients.values()))
         self.auth = AuthorizationService(store, self._issuer, signing_key=new_signing_key(),
                                          faults=self.faults, browser_base_url=browser_base_url)
-        self.api = MakeLikeAPI(self._validate_token, faults=self.faults, prefix=API_PREFIX)
+        self.zone_apis = [
+            MakeLikeAPI(self._validate_token, faults=self.faults, prefix=API_PREFIX, zone=i,
+                        zone_names=self.zones if self.zone_count > 1 else None,
+                        latency=self.latency_ms / 1000)
+            for i in range(self.zone_count)]
+        self.api = self.zone_apis[0]
         self._http = http
+        self._zone_servers = extra
         http.start()
+        for server in extra:
+            server.start()
         return self
 
     def stop(self) -> None:
+        for server in self._zone_servers:
+            server.stop()
+        self._zone_servers = []
         if self._http is not None:
             self._http.stop()
             self._http = None
@@ -135,6 +174,17 @@ class Sandbox:
     @property
     def api_url(self) -> str:
         return self._require_started() + API_PREFIX
+
+    @property
+    def zone_api_urls(self) -> list[str]:
+        """The API base of each zone (``http://127.0.0.1:PORT/api/v2/``), home zone first."""
+        self._require_started()
+        return [f"http://{zone}{API_PREFIX}" for zone in self.zones]
+
+    def zone_of(self, organization_id: int) -> str:
+        """The zone (``127.0.0.1:PORT``) serving an organization's API."""
+        self._require_started()
+        return self.zones[data.ZONE_OF.get(organization_id, 0) % len(self.zones)]
 
     @property
     def authorization_endpoint(self) -> str:
@@ -175,6 +225,20 @@ class Sandbox:
         """Requests per minute per access token before the API answers 429 (None: no limit)."""
         self.faults.rate_limit = per_minute
 
+    def set_org_limits(self, enabled: bool = True, *, window: float | None = None,
+                       retry_after: bool | None = None,
+                       overrides: dict[int, int] | None = None) -> None:
+        """Enforce (or stop enforcing) each organization's ``apiLimit`` per window; optionally
+        change the window length (seconds), whether 429s carry ``Retry-After``, and the limit
+        of some organizations (``{org_id: per_window}``)."""
+        self.faults.org_limits = enabled
+        if window is not None:
+            self.faults.org_window = window
+        if retry_after is not None:
+            self.faults.org_retry_after = retry_after
+        if overrides is not None:
+            self.faults.org_limit_overrides = dict(overrides)
+
     # -- serving ---------------------------------------------------------------------------
     def _validate_token(self, token: str) -> tuple[str, frozenset[str]] | None:
         assert self.auth is not None
@@ -184,14 +248,28 @@ class Sandbox:
         return record.user.sub, record.scopes
 
     def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        return self._serve(self._dispatch, environ, start_response)
+
+    @staticmethod
+    def _serve(dispatch: Any, environ: dict[str, Any],
+               start_response: StartResponse) -> list[bytes]:
         try:
-            response = self._dispatch(Request(environ))
+            response = dispatch(Request(environ))
         except BodyTooLarge:
             response = make_error(413, "Payload Too Large", "Request body too large.", "SC413")
         except Exception as exc:  # never echo request data: only the kind of failure
             log.warning("sandbox: internal error (%s)", type(exc).__name__)
             response = Response.json({"error": "server_error"}, 500)
         return response(start_response)
+
+    def _zone_app(self, zone: int) -> Any:
+        def dispatch(req: Request) -> Response:
+            if req.path.startswith(API_PREFIX):
+                return self.zone_apis[zone].handle(req)
+            return make_error(404, "Not Found", "The requested resource was not found.",
+                              "SC404")
+
+        return lambda environ, start_response: self._serve(dispatch, environ, start_response)
 
     def _dispatch(self, req: Request) -> Response:
         assert self.auth is not None and self.api is not None

@@ -36,6 +36,8 @@ class DemoUser:
     team_ids: tuple[int, ...]
     timezone: str = "Europe/Prague"
     language: str = "en"
+    #: teams listed in the user's organizations that the user may not read (SC403)
+    hidden_team_ids: tuple[int, ...] = ()
 
     @property
     def sub(self) -> str:
@@ -70,33 +72,61 @@ class DemoUser:
 DEMO_USERS: dict[str, DemoUser] = {
     user.key: user
     for user in (
-        DemoUser("alice", 1001, "Alice Analyst", "alice@example.test", (1,), (1, 2)),
+        DemoUser("alice", 1001, "Alice Analyst", "alice@example.test", (1, 2, 4), (1, 2),
+                 hidden_team_ids=(6,)),
         DemoUser("bob", 1002, "Bob Builder", "bob@example.test", (1, 2), (1, 3),
                  timezone="America/New_York"),
         DemoUser("carol", 1003, "Carol Controller", "carol@example.test", (3,), (4,)),
+        # many teams in two organizations: for measuring fan-outs (see benchmarks/)
+        DemoUser("dave", 1004, "Dave Datascale", "dave@example.test", (10, 11), ()),
     )
 }
 
+
+def _license(product: str, api_limit: int, operations: int) -> Item:
+    return {"apps": ["all"], "operations": operations, "apiLimit": api_limit,
+            "product": product}
+
+
+#: ``zone`` is what a single-zone sandbox reports; a sandbox with several zones replaces it
+#: by ``127.0.0.1:PORT`` of zone number ``ZONE_OF[org]`` (0 is the home zone, the main port).
 ORGANIZATIONS: dict[int, Item] = {
     1: {"id": 1, "name": "Acme Analytics", "zone": "eu1.make.com", "countryId": 1,
-        "timezoneId": 113, "license": {"apps": ["all"], "operations": 40000}, "productName": "Pro"},
+        "timezoneId": 113, "license": _license("Pro", 120, 40000), "productName": "Pro"},
     2: {"id": 2, "name": "Globex Research", "zone": "us1.make.com", "countryId": 2,
-        "timezoneId": 2, "license": {"apps": ["all"], "operations": 150000},
-        "productName": "Teams"},
+        "timezoneId": 2, "license": _license("Teams", 240, 150000), "productName": "Teams"},
     3: {"id": 3, "name": "Initech Finance", "zone": "eu2.make.com", "countryId": 3,
-        "timezoneId": 113, "license": {"apps": ["all"], "operations": 10000},
-        "productName": "Core"},
+        "timezoneId": 113, "license": _license("Core", 60, 10000), "productName": "Core"},
+    4: {"id": 4, "name": "Stark Labs", "zone": "eu2.make.com", "countryId": 1,
+        "timezoneId": 113, "license": _license("Core", 60, 10000), "productName": "Core"},
+    10: {"id": 10, "name": "Massive Dynamic", "zone": "us1.make.com", "countryId": 2,
+         "timezoneId": 2, "license": _license("Enterprise", 1000, 800000),
+         "productName": "Enterprise"},
+    11: {"id": 11, "name": "Tiny Core Co", "zone": "eu2.make.com", "countryId": 1,
+         "timezoneId": 113, "license": _license("Core", 60, 10000), "productName": "Core"},
 }
+
+ZONE_OF: dict[int, int] = {1: 0, 2: 1, 3: 2, 4: 2, 10: 1, 11: 2}
+ZONES = 3  # zones a sandbox serves by default
 
 TEAMS: dict[int, Item] = {
     1: {"id": 1, "name": "Data Team", "organizationId": 1},
     2: {"id": 2, "name": "Marketing Ops", "organizationId": 1},
     3: {"id": 3, "name": "Research Automation", "organizationId": 2},
     4: {"id": 4, "name": "Finance", "organizationId": 3},
+    5: {"id": 5, "name": "Lab Ops", "organizationId": 4},
+    6: {"id": 6, "name": "Board Room", "organizationId": 4},  # alice may not read it
 }
+#: Massive Dynamic: 40 teams (latency-bound fan-out); Tiny Core Co: 68 teams (limit-bound).
+BIG_TEAMS = {10: range(101, 141), 11: range(201, 269)}
+for _org, _ids in BIG_TEAMS.items():
+    for _n, _team in enumerate(_ids, 1):
+        TEAMS[_team] = {"id": _team, "name": f"Squad {_n:02d}", "organizationId": _org}
 
 #: How many scenarios each team has; team 1 has thousands, to make paging matter.
-SCENARIO_COUNTS: dict[int, int] = {1: 2500, 2: 180, 3: 640, 4: 35}
+SCENARIO_COUNTS: dict[int, int] = {1: 2500, 2: 180, 3: 640, 4: 35, 5: 12, 6: 7,
+                                   **{t: 12 for t in BIG_TEAMS[10]},
+                                   **{t: 3 for t in BIG_TEAMS[11]}}
 
 _COLLEAGUES: tuple[tuple[int, str], ...] = (
     (1101, "Dana Dataops"), (1102, "Evan Engineer"), (1103, "Fiona Forecast"),
