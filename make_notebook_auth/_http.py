@@ -93,6 +93,19 @@ class Deadline:
             for sock in self._socks:
                 _cut(sock)
 
+    def extend(self, seconds: float) -> None:
+        """Push the end back (time spent waiting on purpose, not on the network)."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            if self._done or self.expired:
+                return
+            self._timer.cancel()
+            self.end += seconds
+            self._timer = threading.Timer(self.remaining(), self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
     def __enter__(self) -> Deadline:
         self._outer = getattr(_active, "deadline", None)
         _active.deadline = self
@@ -105,6 +118,13 @@ class Deadline:
             self._done = True
             self._socks.clear()
         _active.deadline = self._outer
+
+
+def extend_deadline(seconds: float) -> None:
+    """Extend the thread's :class:`Deadline`, if any, by ``seconds`` (a rate-budget wait)."""
+    deadline = getattr(_active, "deadline", None)
+    if deadline is not None:
+        deadline.extend(seconds)
 
 
 def _attach(sock: socket.socket | None) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import hmac
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import tokens
@@ -45,7 +45,10 @@ class MakeAuth:
     ``eu1.make.com``, ``eu2.make.com``, ``us1.make.com``, ``us2.make.com``,
     ``eu1.make.celonis.com`` or ``us1.make.celonis.com``; short forms (``"eu1"``) and URLs work
     too. ``api_url`` overrides it with a full API base. The login itself always goes to the
-    ``issuer`` (``https://www.make.com``).
+    ``issuer`` (``https://www.make.com``). With neither, the session finds the home zone after
+    the login: the known zones are asked for ``users/me`` in ``zones.HOME_ZONE_ORDER`` and
+    the first to answer is kept. ``zones`` replaces that list of candidates; it is a seam for
+    tests and the sandbox (loopback zones such as ``127.0.0.1:PORT``), not for daily use.
 
     ``profile`` names the login, so that several (two accounts, two zones) live side by side:
     ``get_session("work")``. ``remember=True`` keeps the tokens on disk (never the client
@@ -67,8 +70,10 @@ class MakeAuth:
         api_url: str | None = None,
         profile: str = "default",
         remember: bool = False,
+        zones: Sequence[str] | None = None,
     ) -> None:
         self.remember = bool(remember)
+        self._zones = list(zones) if zones is not None else None
         self.config = MakeConfig.resolve(
             client_id,
             client_secret,
@@ -97,7 +102,7 @@ class MakeAuth:
         )
 
     def _new_session(self) -> MakeSession:
-        session = MakeSession(self.config)
+        session = MakeSession(self.config, zones=self._zones)
         if self.remember:
             from . import cache
 

@@ -12,6 +12,9 @@ Protocol core: no pandas, no UI, no persistence.
   Waits follow ``Retry-After`` when present, else exponential backoff (0, 1, 2, 4, 8 s);
   at most :data:`STATUS_RETRIES` retries, and the whole series stays within
   :data:`RETRY_BUDGET` seconds (a longer ``Retry-After`` gives up at once).
+  A request to an organization with a rate budget (see ``ratelimit.py``) waits for it
+  instead: a 429 slows the budget down, and each retry draws from it (bounded by the
+  budget's ``max_wait``). Look-ups sent under ``ratelimit.no_retries()`` are tried once.
 - :func:`get_json` turns a non-2xx answer into :class:`~make_notebook_auth.MakeAPIError`.
 - :func:`iter_pages` / :func:`paginate` walk Make's ``pg[offset]`` / ``pg[limit]`` pagination.
 """
@@ -30,7 +33,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from ._http import Deadline, DeadlineAdapter, json_body
+from . import ratelimit
+from ._http import Deadline, DeadlineAdapter, extend_deadline, json_body
 from .errors import ListingError, MakeAPIError, MakeNetworkError
 
 if TYPE_CHECKING:
@@ -94,11 +98,30 @@ class MakeRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> MakeRetry:
+        if ratelimit.quiet():  # a look-up: tried once
+            raise MaxRetryError(_pool, url or "", error or ResponseError("not retried"))  # type: ignore[arg-type]
         now = time.monotonic()
         started = self.started if self.started is not None else now
         new = super().increment(method, url, response=response, error=error, _pool=_pool,
                                 _stacktrace=_stacktrace)
         new.started = started
+        rate = ratelimit.current()
+        if rate is not None and rate.limit is not None:
+            # paced: the budget decides when the retry goes (sleep() waits for it)
+            if response is not None and getattr(response, "status", None) == 429:
+                after = _retry_after(response.headers.get("Retry-After"))
+                wait = rate.note_429(after)
+            else:
+                wait = new.planned_wait(response)
+            if now + wait - started > rate.max_wait:
+                reason = error or ResponseError(
+                    f"gave up: waiting {wait:.1f} s more would exceed the "
+                    f"{rate.max_wait:.0f} s a request waits for its rate budget")
+                raise MaxRetryError(_pool, url or "", reason)  # type: ignore[arg-type]
+            return new
+        if rate is not None and response is not None and \
+                getattr(response, "status", None) == 429:
+            rate.note_429(_retry_after(response.headers.get("Retry-After")))
         wait = new.planned_wait(response)
         if now + wait - started > self.budget:
             reason = error or ResponseError(
@@ -107,6 +130,15 @@ class MakeRetry(Retry):
             )
             raise MaxRetryError(_pool, url or "", reason)  # type: ignore[arg-type]
         return new
+
+    def sleep(self, response: Any = None) -> None:
+        rate = ratelimit.current()
+        if rate is not None and rate.limit is not None:
+            if response is not None and getattr(response, "status", None) != 429:
+                super().sleep(response)  # a 5xx: back off as usual, then wait for the budget
+            extend_deadline(rate.acquire())
+            return
+        super().sleep(response)
 
 
 def make_retry() -> MakeRetry:
@@ -361,7 +393,11 @@ def iter_pages(
     got = 0
     pages = 0
     seen: set[bytes] = set()
+    starts = getattr(session, "_listing_starts", None)
     while max_items is None or got < max_items:
+        if starts is not None:
+            starts(path, rest)  # the rate budget of the organization it names, if any
+            starts = None
         if pages >= MAX_PAGES:
             raise ListingError(
                 f"{path!r} is still going after {MAX_PAGES} pages; stopped. Pass max_items=... "

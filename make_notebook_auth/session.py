@@ -35,13 +35,14 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.auth import AuthBase
 
-from . import listing, registry, tokens
+from . import listing, ratelimit, registry, tokens
 from ._http import (
     NETWORK_ERRORS,
     TIMEOUT,
     USER_AGENT,
     Session,
     call,
+    extend_deadline,
     failure_reason,
     json_body,
 )
@@ -59,18 +60,41 @@ from .errors import (
 )
 from .hosts import is_loopback_url, normalise_base, under_base, zone_base
 from .oidc import ProviderMetadata, verify_id_token
+from .zones import HOME_ZONE_ORDER, ZoneMap, api_base_of_zone, check_candidates
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import pandas as pd
 
     from .listing import Page, Params
 
+RATE_SHARE_ENV = "MAKE_RATE_SHARE"
+PROBE_TIMEOUT = (5.0, 10.0)  # asking a candidate zone for users/me
 MAX_REFRESH_MARGIN = 60.0  # seconds before expiry at which a long-lived token is refreshed
 REFRESH_MARGIN_FRACTION = 0.1  # ... or this share of its lifetime, whichever is smaller
 
 __all__ = ["LoginPendingError", "MakeSession", "RevocationWarning"]  # the errors live in errors
+
+
+def _check_share(value: Any, source: str) -> float:
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0 < share <= 1:
+        raise MakeConfigError(
+            f"{source} must be a number above 0 and at most 1 (the share of an "
+            f"organization's API limit this kernel may use), got {value!r}."
+        )
+    return share
+
+
+def _env_rate_share() -> float:
+    import os
+
+    value = os.environ.get(RATE_SHARE_ENV, "").strip()
+    return _check_share(value, RATE_SHARE_ENV) if value else ratelimit.DEFAULT_RATE_SHARE
 
 
 class _Bearer(AuthBase):
@@ -95,6 +119,7 @@ class MakeSession(Session):
         token: dict[str, Any] | None = None,
         *,
         id_claims: dict[str, Any] | None = None,
+        zones: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.token: dict[str, Any] = {}
@@ -122,6 +147,14 @@ class MakeSession(Session):
         # first, then Make zone bases the package routes requests to (_allow_token_base).
         self._token_bases: list[str] = [normalise_base(config.api_url)] if config.api_url \
             else []
+        # Home-zone discovery candidates (zones=: a seam for tests and the sandbox); None:
+        # Make's known zones in zones.HOME_ZONE_ORDER.
+        self._zone_candidates = check_candidates(zones) if zones is not None else None
+        self._home_lock = threading.Lock()
+        self._zone_map = ZoneMap()
+        self._rate_share = _env_rate_share()
+        #: threads a fan-out runs at once (fan-outs, make.teams())
+        self.workers = 6
         if token:
             self._activate(token, metadata, id_claims)
 
@@ -217,16 +250,59 @@ class MakeSession(Session):
     # -- URLs -----------------------------------------------------------------------------
 
     def resolve_url(self, url: str | bytes) -> str:
-        """An absolute URL: relative paths are taken below the API base."""
+        """An absolute URL: relative paths are taken below the API base.
+
+        Without a configured zone, a logged-in session first finds its home zone: the known
+        zones, in ``zones.HOME_ZONE_ORDER``, are asked for ``users/me`` and the first to
+        answer is kept.
+        """
         if isinstance(url, bytes):
             url = url.decode()
         if "://" in url:
             return url
+        if not self._api_base and self.logged_in:
+            self._discover_home()
         if not self._api_base:
             raise MakeConfigError(
                 f"Don't know which Make zone to send {url!r} to. " + zones_hint()
             )
         return urljoin(self._api_base, url.lstrip("/"))
+
+    def _discover_home(self) -> None:
+        with self._home_lock:
+            if self._api_base:
+                return
+            bases = self._zone_candidates or [api_base_of_zone(z) for z in HOME_ZONE_ORDER]
+            token = self.access_token()
+            tried = []
+            for base in bases:
+                host = urlsplit(base).netloc
+                try:
+                    with ratelimit.no_retries():
+                        # only Make's zones (or the loopback zones passed as zones=) get here
+                        resp = Session.request(
+                            self, "GET", base + "users/me", timeout=PROBE_TIMEOUT,
+                            allow_redirects=False, headers={"Authorization": "Bearer " + token})
+                except NETWORK_ERRORS:
+                    tried.append(f"{host}: no answer")
+                    continue
+                body = json_body(resp)
+                if resp.status_code == 200 and isinstance(body, dict) and "authUser" in body:
+                    self._token_bases.insert(0, normalise_base(base))
+                    self._api_base = base
+                    return
+                tried.append(f"{host}: HTTP {resp.status_code}")
+        raise MakeConfigError(
+            "No Make zone answered users/me for this login (" + "; ".join(tried) + "). "
+            + zones_hint()
+        )
+
+    def _token_base_of(self, url: str) -> str | None:
+        """The API base (of this login's zones) that ``url`` is below, if any."""
+        for base in self._token_bases:
+            if url.startswith(base):
+                return base
+        return None
 
     def takes_token(self, url: str) -> bool:
         """True when a request to ``url`` (as sent) carries the access token."""
@@ -405,15 +481,83 @@ class MakeSession(Session):
         with no chain to requests' frames, whose locals hold the request's headers.
         """
         full = self.resolve_url(url)
+        full, organization_id = self._zone_map.route(self, full, kwargs.get("params"))
         kwargs.setdefault("timeout", TIMEOUT)
         reason: str | None = None
         try:
-            return super().request(method, full, *args, **kwargs)
+            if organization_id is None:
+                return super().request(method, full, *args, **kwargs)
+            budget = ratelimit.budget(organization_id)
+            if budget.limit is None:
+                budget.record()
+            else:
+                extend_deadline(budget.acquire())  # waiting for the budget is not the network
+            with ratelimit.sending_for(budget):
+                return super().request(method, full, *args, **kwargs)
         except MakeNetworkError:
             raise
         except NETWORK_ERRORS as exc:
             reason = failure_reason(exc)
         raise MakeNetworkError("API", full, reason)
+
+    # -- zones and rate budgets -------------------------------------------------------------
+
+    @property
+    def rate_share(self) -> float:
+        """The share of each organization's API limit (``apiLimit`` requests per minute) this
+        kernel uses: at most ``rate_share x apiLimit`` requests to it in any 60 seconds.
+        Default ``MAKE_RATE_SHARE`` or 0.5, leaving the rest to the organization's other
+        integrations; at most 1.0. Applies to limits learned after it is set."""
+        return self._rate_share
+
+    @rate_share.setter
+    def rate_share(self, value: float) -> None:
+        self._rate_share = _check_share(value, "rate_share")
+
+    def rate_limit(self, organization_id: int, per_minute: int) -> None:
+        """Tell the package an organization's API limit (its ``apiLimit``, requests per
+        minute) instead of asking Make; the budget is ``rate_share`` of it."""
+        if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
+            raise ValueError(f"per_minute must be an integer >= 1, got {per_minute!r}")
+        self._zone_map.set_api_limit(int(organization_id), per_minute)
+        self._apply_limit(int(organization_id), per_minute)
+
+    def _apply_limit(self, organization_id: int, api_limit: int) -> None:
+        share = max(1, int(api_limit * self._rate_share))
+        ratelimit.budget(organization_id).set_limit(share)
+
+    def _ensure_budget(self, organization_id: int) -> None:
+        """Give an organization's budget its limit, asking Make once if needed
+        (``organizations/{id}`` on its zone, ``license.apiLimit``)."""
+        budget = ratelimit.budget(organization_id)
+        if budget.configured_limit is not None:
+            return
+        org = self._zone_map.organization(self, organization_id)
+        limit = org.api_limit if org is not None else None
+        if limit is None:
+            try:
+                with ratelimit.no_retries():
+                    body = listing.get_json(self, f"organizations/{organization_id}")
+            except MakeError:
+                return
+            license_ = (body or {}).get("organization", {}).get("license") \
+                if isinstance(body, dict) else None
+            value = license_.get("apiLimit") if isinstance(license_, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                limit = value
+                self._zone_map.set_api_limit(organization_id, limit)
+        if limit is not None and budget.configured_limit is None:
+            self._apply_limit(organization_id, limit)
+
+    def _listing_starts(self, path: str, params: Params) -> None:
+        """A listing naming an organization starts: make sure its budget knows its limit."""
+        try:
+            full = self.resolve_url(path)
+        except MakeError:
+            return
+        _, organization_id = self._zone_map.route(self, full, params)
+        if organization_id is not None:
+            self._ensure_budget(organization_id)
 
     # -- data -----------------------------------------------------------------------------
 

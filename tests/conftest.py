@@ -28,6 +28,9 @@ def _fresh_package_state(monkeypatch, tmp_path_factory):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path_factory.mktemp("login-cache")))
+    from make_notebook_auth import ratelimit
+
+    ratelimit.reset()
     yield
     from make_notebook_auth import oidc, registry
 
