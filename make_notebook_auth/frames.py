@@ -9,10 +9,13 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .listing import DEFAULT_PAGE_SIZE
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .listing import Page
+    from .listing import Page, Params
+    from .session import MakeSession
 
 # JSON's value types, known not to be mappings: skips the slow ABC isinstance check.
 _PLAIN = frozenset({str, int, float, bool, type(None), list})
@@ -149,3 +152,85 @@ def listing_frame(pages: Iterable[Page], *, progress: bool | None = None,
         if bar is not None:
             bar.close()
     return records_frame(items)
+
+
+# --- the account at a glance, and fan-outs ---------------------------------------------------
+
+
+def _eta_text(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def fanout_frame(session: MakeSession, path: str, params: Params = None, *, per: str = "team",
+                 key: str | None = None, page_size: int = DEFAULT_PAGE_SIZE,
+                 max_items: int | None = None, workers: int | None = None,
+                 progress: bool | None = None) -> pd.DataFrame:
+    """One DataFrame of a listing run for every team (or organization); see ``fanout.py``.
+
+    The ``tqdm.auto`` bar counts teams; besides tqdm's own estimate it shows ``budget``, the
+    least time the organizations' rate budgets need for the teams left.
+    """
+    from . import fanout
+
+    the_plan = fanout.plan(session, per, params, workers=workers)
+    bar = None
+    on_progress = None
+    if want_progress(progress) and the_plan.targets:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(the_plan.targets), desc=f"{path} per {per}",
+                   unit=f" {per}s", leave=False)
+
+        def on_progress(done: int, total: int, eta: float) -> None:
+            assert bar is not None
+            bar.n = done
+            bar.set_postfix_str(f"budget >= {_eta_text(eta)}" if eta >= 1 else "",
+                                refresh=False)
+            bar.refresh()
+
+    rows: list[dict[str, Any]] = []
+    try:
+        for target, items in fanout.run(session, path, the_plan, key=key,
+                                        page_size=page_size, max_items=max_items,
+                                        workers=workers, on_progress=on_progress):
+            added = target.columns()
+            rows.extend({**added, **item, **added} if isinstance(item, Mapping)
+                        else {**added, "value": item} for item in items)
+    finally:
+        if bar is not None:
+            bar.close()
+    frame = records_frame(rows)
+    if not rows:
+        import pandas as pd
+
+        columns = ["organizationId", "teamId", "zone"] if per == "team" else \
+            ["organizationId", "zone"]
+        frame = pd.DataFrame(columns=columns)
+    return frame
+
+
+def orgs_frame(session: MakeSession) -> pd.DataFrame:
+    """The user's organizations: ``id``, ``name``, ``zone`` and ``apiLimit`` (where Make
+    gives it: organizations of the zone that answered, or learned since)."""
+    import pandas as pd
+
+    zone_map = session._zone_map
+    zone_map.load_orgs(session, quiet=False)
+    rows = [{"id": o.id, "name": o.name, "zone": o.zone, "apiLimit": o.api_limit}
+            for o in (zone_map.orgs[i] for i in zone_map.order)]
+    return pd.DataFrame(rows, columns=["id", "name", "zone", "apiLimit"]).astype(
+        {"apiLimit": "Int64"})
+
+
+def teams_frame(session: MakeSession, *, workers: int | None = None) -> pd.DataFrame:
+    """Every team of every organization: ``id``, ``name``, ``organizationId``, ``zone``."""
+    import pandas as pd
+
+    from . import fanout
+
+    the_plan = fanout.plan(session, "team", workers=workers)
+    fanout.warn_skipped(the_plan.skipped)
+    rows = [{"id": t.team_id, "name": t.name, "organizationId": t.organization_id,
+             "zone": t.zone} for t in the_plan.targets]
+    return pd.DataFrame(rows, columns=["id", "name", "organizationId", "zone"])

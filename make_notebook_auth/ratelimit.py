@@ -70,7 +70,7 @@ class Budget:
         self.max_wait = float(max_wait if max_wait is not None else 2 * window)
         # sends that leave the window this early are counted as still in it: clocks of client
         # and server differ by the network's latency
-        self.margin = self.window / 100
+        self.margin = max(self.window / 100, min(0.1, self.window / 10))
         self._clock = clock
         self._cond = threading.Condition()
         self._sends: deque[float] = deque()

@@ -582,7 +582,8 @@ class MakeSession(Session):
 
     def paginate(self, path: str, params: Params = None, *, key: str | None = None,
                  page_size: int = listing.DEFAULT_PAGE_SIZE,
-                 max_items: int | None = None) -> Iterator[Any]:
+                 max_items: int | None = None, per: str | None = None,
+                 workers: int | None = None) -> Iterator[Any]:
         """Every item of a listing, across Make's ``pg[offset]``/``pg[limit]`` pages.
 
         >>> for s in make.paginate("scenarios", {"teamId": 1}, max_items=500): ...
@@ -591,27 +592,65 @@ class MakeSession(Session):
         10,000), until a short page or ``max_items``. The list's key (``"scenarios"``) is the
         one list-valued key beside ``pg`` unless ``key`` names it. Errors raise
         ``MakeAPIError``.
+
+        ``per="team"`` (or ``"organization"``) runs the listing for every team (organization)
+        of the login, ``workers`` at a time, and yields the items with ``organizationId``,
+        ``teamId`` and ``zone`` added, in a fixed order (see :meth:`frame`); ``max_items``
+        then applies to each team.
         """
+        if per is not None:
+            from . import fanout
+
+            return fanout.items(self, path, params, per=per, key=key, page_size=page_size,
+                                max_items=max_items, workers=workers)
         return listing.paginate(self, path, params, key=key, page_size=page_size,
                                 max_items=max_items)
 
     def frame(self, path: str, params: Params = None, *, key: str | None = None,
               page_size: int = listing.DEFAULT_PAGE_SIZE, max_items: int | None = None,
-              progress: bool | None = None) -> pd.DataFrame:
+              progress: bool | None = None, per: str | None = None,
+              workers: int | None = None) -> pd.DataFrame:
         """A listing as a pandas DataFrame (nested fields flattened to ``a.b`` columns).
 
         >>> make.frame("scenarios", {"teamId": 1})
+        >>> make.frame("scenarios", per="team")      # every team of every organization
 
         An empty listing gives an empty frame. ``progress=None`` shows a progress bar in a
         notebook or terminal when the listing spans more than one page; ``False`` never,
         ``True`` always.
-        """
-        from .frames import listing_frame
 
-        return listing_frame(
+        ``per="team"`` runs the listing for every team the login can see (``"organization"``:
+        for every organization), ``workers`` at a time (default ``self.workers``), each on
+        its organization's zone and within its rate budget, and adds ``organizationId``,
+        ``teamId`` and ``zone`` columns. Rows come by organization, team, then the API's
+        order. Teams the login may not read (SC403) are skipped and named in one warning;
+        other errors raise. An ``organizationId`` in ``params`` keeps to that organization.
+        """
+        from . import frames
+
+        if per is not None:
+            return frames.fanout_frame(self, path, params, per=per, key=key,
+                                       page_size=page_size, max_items=max_items,
+                                       workers=workers, progress=progress)
+        return frames.listing_frame(
             self.pages(path, params, key=key, page_size=page_size, max_items=max_items),
             progress=progress, total=max_items, desc=path,
         )
+
+    def orgs(self) -> pd.DataFrame:
+        """The login's organizations: ``id``, ``name``, ``zone``, ``apiLimit`` (where known).
+
+        Listed once per session; requests naming them go to their zones from then on.
+        """
+        from .frames import orgs_frame
+
+        return orgs_frame(self)
+
+    def teams(self, *, workers: int | None = None) -> pd.DataFrame:
+        """Every team of every organization: ``id``, ``name``, ``organizationId``, ``zone``."""
+        from .frames import teams_frame
+
+        return teams_frame(self, workers=workers)
 
     # -- OpenID Connect -------------------------------------------------------------------
 

@@ -136,3 +136,53 @@ def sandbox_provider(sandbox_server) -> ProviderHandle:
         authorize=make_authorize(sb.issuer),
         users={key: user.claims() for key, user in DEMO_USERS.items()},
     )
+
+
+# --- a sandbox with its zones and organizations' rate limits ------------------------------------
+
+ZONE_WINDOW = 2.0  # seconds: the "minute" of the zoned sandbox's rate limits, and of budgets
+
+
+@pytest.fixture(scope="session")
+def _zoned_sandbox():
+    sandbox = Sandbox("127.0.0.1", 0, zones=3, org_window=ZONE_WINDOW)
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+def zoned_sandbox(_zoned_sandbox):
+    """A sandbox serving three zones (zone 0 on the main port); organizations' limits are off
+    until a test turns them on (``set_org_limits``); budgets and limits use 2-second windows."""
+    from make_notebook_auth import ratelimit
+
+    sb = _zoned_sandbox
+    sb.faults.clear()
+    sb.set_org_limits(False, window=ZONE_WINDOW, retry_after=True, overrides={})
+    ratelimit.reset(window=ZONE_WINDOW)
+    yield sb
+    sb.faults.clear()
+    sb.set_org_limits(False, overrides={})
+
+
+@pytest.fixture
+def zoned_login(zoned_sandbox):
+    """``zoned_login(user="alice", home=0, zones=None)`` -> a logged-in ``MakeSession``.
+
+    ``home`` is the zone number configured as the API base (``None``: none configured, the
+    session finds its home among ``zones``, zone names like ``127.0.0.1:PORT``)."""
+    from make_notebook_auth import MakeAuth
+
+    sb = zoned_sandbox
+    authorize = make_authorize(sb.issuer)
+
+    def login(user: str = "alice", home: int | None = 0, zones=None, profile="default"):
+        api_url = sb.zone_api_urls[home] if home is not None else None
+        auth = MakeAuth(sb.client_id, issuer=sb.issuer, redirect_uri=sb.redirect_uri,
+                        api_url=api_url, zones=zones, profile=profile)
+        return auth.finish(authorize(auth.start().url, user=user))
+
+    return login
