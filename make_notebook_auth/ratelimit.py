@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from .errors import MakeError
@@ -116,43 +116,55 @@ class Budget:
             self._limit = self._configured
             self._strikes = 0
 
-    def _delay(self, now: float) -> float:
-        """Seconds until one more send is allowed (0: now). Call with the lock held."""
-        self._purge(now)
-        self._recover(now)
-        wait = max(0.0, self._paused_until - now)
+    def _next_slot(self, now: float, sends: Sequence[float]) -> float:
+        """The earliest time at or after ``now`` one more send fits (lock held)."""
+        slot = max(now, self._paused_until)
+        if sends:  # first come, first served: never before a slot already reserved
+            slot = max(slot, sends[-1])
         limit = self._limit
-        if limit is not None and len(self._sends) >= limit:
-            oldest_to_leave = self._sends[len(self._sends) - limit]
-            wait = max(wait, oldest_to_leave + self.window + self.margin - now)
-        return wait
+        if limit is not None and len(sends) >= limit:
+            slot = max(slot, sends[len(sends) - limit] + self.window + self.margin)
+        return slot
 
     def acquire(self) -> float:
         """Wait until a request may be sent, count it as sent, return the seconds waited.
 
-        Raises :class:`RateBudgetError` when that would take more than ``max_wait``.
+        Requests are served first come, first served: each reserves the earliest free slot
+        of the log and sleeps until then. Raises :class:`RateBudgetError` when the wait would
+        be longer than ``max_wait``.
         """
         start = self._clock()
         with self._cond:
             while True:
                 now = self._clock()
-                wait = self._delay(now)
-                if wait <= 0:
-                    self._sends.append(now)
+                self._purge(now)
+                self._recover(now)
+                slot = self._next_slot(now, self._sends)
+                waited = now - start
+                if waited + (slot - now) > self.max_wait:
+                    raise RateBudgetError(self.organization_id, waited, slot - now,
+                                          self._limit, self.window, self.max_wait)
+                self._sends.append(slot)  # reserved
+                while now < slot and self._paused_until <= slot:
+                    self._cond.wait(slot - now)
+                    now = self._clock()
+                if now >= slot:
                     waited = now - start
                     self.waited_total += waited
                     return waited
-                waited = now - start
-                if waited + wait > self.max_wait:
-                    raise RateBudgetError(self.organization_id, waited, wait, self._limit,
-                                          self.window, self.max_wait)
-                self._cond.wait(wait)
+                # a 429 paused the budget past our slot: give it back and queue again
+                try:
+                    self._sends.remove(slot)
+                except ValueError:
+                    pass
 
     def record(self) -> None:
         """Count a send that did not wait (a budget whose limit is not known yet)."""
         with self._cond:
             now = self._clock()
             self._purge(now)
+            if self._sends and self._sends[-1] > now:  # keep the log sorted
+                now = self._sends[-1]
             self._sends.append(now)
 
     def note_429(self, retry_after: float | None) -> float:
@@ -178,21 +190,12 @@ class Budget:
         with self._cond:
             now = self._clock()
             self._purge(now)
-            start = max(0.0, self._paused_until - now)
-            limit = self._limit
-            if limit is None:
-                return start
-            # the sends in the log leave the window one by one; after them, full windows
-            in_log = [t + self.window + self.margin - now for t in self._sends]
-            free_now = max(0, limit - len(in_log))
-            if requests <= free_now:
-                return start
-            left = requests - free_now
-            if left <= len(in_log):
-                return max(start, in_log[left - 1])
-            left -= len(in_log)
-            windows = -(-left // limit)  # ceil
-            return max(start, (in_log[-1] if in_log else 0.0) + (windows - 1) * self.window)
+            sends = list(self._sends)
+            slot = now
+            for _ in range(requests):
+                slot = self._next_slot(now, sends)
+                sends.append(slot)
+            return slot - now
 
     def sent_in_window(self) -> int:
         with self._cond:
