@@ -151,8 +151,8 @@ def plan(session: MakeSession, per: str, params: Params = None, *,
 
 def run(session: MakeSession, path: str, the_plan: Plan, *, key: str | None = None,
         page_size: int = listing.DEFAULT_PAGE_SIZE, max_items: int | None = None,
-        workers: int | None = None, on_progress: Progress | None = None
-        ) -> Iterator[tuple[Target, list[Any]]]:
+        workers: int | None = None, on_progress: Progress | None = None,
+        warn_stacklevel: int = 4) -> Iterator[tuple[Target, list[Any]]]:
     """Run the listing for every target; yield ``(target, items)`` in the plan's order.
 
     ``max_items`` applies to each target's listing. Emits one :class:`SkippedWarning` at the
@@ -215,7 +215,7 @@ def run(session: MakeSession, path: str, the_plan: Plan, *, key: str | None = No
         for future in futures:
             future.cancel()
         pool.shutdown(wait=True)
-    warn_skipped(skipped)
+    warn_skipped(skipped, warn_stacklevel)
 
 
 def warn_skipped(skipped: list[str], stacklevel: int = 4) -> None:
@@ -224,8 +224,8 @@ def warn_skipped(skipped: list[str], stacklevel: int = 4) -> None:
         shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more"
                                            if len(skipped) > 10 else "")
         warnings.warn(SkippedWarning(
-            f"Skipped {len(skipped)} that this login may not read (Make answered 403 SC403): "
-            f"{shown}. The results hold the others."), stacklevel=stacklevel)
+            f"Skipped what this login may not read (Make answered 403 SC403): {shown}. "
+            "The results hold the rest."), stacklevel=stacklevel)
 
 
 def items(session: MakeSession, path: str, params: Params = None, *, per: str = "team",

@@ -193,7 +193,8 @@ def fanout_frame(session: MakeSession, path: str, params: Params = None, *, per:
     try:
         for target, items in fanout.run(session, path, the_plan, key=key,
                                         page_size=page_size, max_items=max_items,
-                                        workers=workers, on_progress=on_progress):
+                                        workers=workers, on_progress=on_progress,
+                                        warn_stacklevel=5):
             added = target.columns()
             rows.extend({**added, **item, **added} if isinstance(item, Mapping)
                         else {**added, "value": item} for item in items)
