@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from make_notebook_auth import MakeAPIError, MakeConfigError
-from make_notebook_auth.zones import named_ids, zone_base
+from make_notebook_auth.zones import api_base_of_zone as zone_base
+from make_notebook_auth.zones import named_ids
 
 
 def dead_zone() -> str:
