@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,7 +10,8 @@ import requests
 
 from make_notebook_auth.sandbox import Sandbox
 from make_notebook_auth.sandbox.__main__ import build_parser
-from make_notebook_auth.sandbox.api import RATE_LIMIT_MESSAGE
+from make_notebook_auth.sandbox.api import RATE_LIMIT_MESSAGE, MakeLikeAPI
+from make_notebook_auth.sandbox.wsgi import Request
 
 
 def get(base, path, token, **params):
@@ -96,3 +98,13 @@ def test_cli_options():
     assert (defaults.zones, defaults.latency_ms, defaults.no_org_limits) == (3, 0.0, False)
     with pytest.raises(ValueError):
         Sandbox(zones=0)
+
+
+def test_a_single_zone_api_names_itself_as_every_organizations_zone():
+    api = MakeLikeAPI(lambda token: ("1001", ["organizations:read"]) if token == "t" else None)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/v2/organizations",
+               "QUERY_STRING": "", "HTTP_HOST": "127.0.0.1:4567", "HTTP_AUTHORIZATION": "Bearer t"}
+    orgs = json.loads(api.handle(Request(environ)).body)["organizations"]
+    assert [o["id"] for o in orgs] == [1, 2, 4]
+    assert {o["zone"] for o in orgs} == {"127.0.0.1:4567"}
+    assert all("license" in o for o in orgs)  # every organization is in this zone

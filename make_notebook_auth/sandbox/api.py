@@ -20,11 +20,13 @@ Behaviour copied from Make's documentation:
 * Over the rate limit: 429, "Requests limit for organization exceeded, please try again
   later.", with ``Retry-After`` (per token: ``rate_limit``; per organization: the license's
   ``apiLimit`` per minute, with or without ``Retry-After``, see :class:`FaultInjector`).
-* Zones: with ``zone_names`` (``["127.0.0.1:PORT", ...]``) the app serves zone number ``zone``:
-  ``organizations`` lists every organization of the user with its ``zone``, and ``license``
-  only for those of this zone; a request naming an organization or team of another zone
-  (``organizationId``, ``teamId``, ``organizations/{id}``, ``teams/{id}``, ``scenarios/{id}``)
-  gets 404 ``SC404`` naming the right zone. ``users/me`` answers on every zone.
+* Zones: without ``zone_names`` every organization is in the zone serving the request (its
+  ``zone`` is the request's ``Host``). With ``zone_names`` (``["127.0.0.1:PORT", ...]``)
+  the app serves zone number ``zone``: ``organizations`` lists every organization of the
+  user with its ``zone``, and ``license`` only for those of this zone; a request naming an
+  organization or team of another zone (``organizationId``, ``teamId``,
+  ``organizations/{id}``, ``teams/{id}``, ``scenarios/{id}``) gets 404 ``SC404`` naming the
+  right zone. ``users/me`` answers on every zone.
 * ``latency`` seconds of delay before each API answer (to measure concurrency).
 """
 
@@ -219,9 +221,12 @@ class MakeLikeAPI:
             org = int(data.TEAMS[team]["organizationId"])
         return org if org in data.ORGANIZATIONS else None
 
-    def zone_name(self, organization_id: int) -> str:
+    def zone_name(self, organization_id: int, req: Request | None = None) -> str:
+        """``127.0.0.1:PORT`` of the organization's zone; with a single zone, the host the
+        request came to (every organization is in it)."""
         if self.zone_names is None:
-            return str(data.ORGANIZATIONS[organization_id]["zone"])
+            host = req.headers.get("Host") if req is not None else None
+            return str(host or data.ORGANIZATIONS[organization_id]["zone"])
         return self.zone_names[data.ZONE_OF.get(organization_id, 0) % len(self.zone_names)]
 
     def _in_this_zone(self, organization_id: int) -> bool:
@@ -236,9 +241,9 @@ class MakeLikeAPI:
                 f"Organization {organization_id} is not in this zone; its API is on zone "
                 f"{self.zone_name(organization_id)}.", "SC404"))
 
-    def _organization_item(self, organization: Item) -> Item:
+    def _organization_item(self, organization: Item, req: Request) -> Item:
         item = dict(organization)
-        item["zone"] = self.zone_name(int(organization["id"]))
+        item["zone"] = self.zone_name(int(organization["id"]), req)
         if not self._in_this_zone(int(organization["id"])):
             for name in ("license", "serviceName", "isPaused"):
                 item.pop(name, None)
@@ -322,13 +327,13 @@ class MakeLikeAPI:
         return Response.json({"authorization": {"scope": sorted(caller.scopes)}})
 
     def _organizations(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
-        items = [self._organization_item(data.ORGANIZATIONS[i])
+        items = [self._organization_item(data.ORGANIZATIONS[i], req)
                  for i in caller.user.organization_ids]
         return self._paginate(req, items, "organizations", sort_by="name")
 
     def _organization(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
         organization = self._organization_for(caller, int(match["id"]))
-        return Response.json({"organization": self._organization_item(organization)})
+        return Response.json({"organization": self._organization_item(organization, req)})
 
     def _teams(self, req: Request, caller: Caller, match: re.Match[str]) -> Response:
         organization_id = self._int_arg(req, "organizationId")
