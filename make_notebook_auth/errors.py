@@ -297,6 +297,27 @@ class ListingError(MakeAPIError):
         self.args = (message + (f" ({self.url})" if self.url else ""),)
 
 
+class RateBudgetError(MakeError):
+    """A request would have waited longer than allowed for its organization's rate budget."""
+
+    def __init__(self, organization_id: int | None, waited: float, needed: float,
+                 limit: int | None, window: float, max_wait: float) -> None:
+        self.organization_id = organization_id
+        self.waited = waited
+        self.needed = needed
+        self.max_wait = max_wait
+        super().__init__(
+            f"Organization {organization_id}'s rate budget ({limit} requests per {window:.0f} s) "
+            f"would need another {needed:.0f} s after waiting {waited:.0f} s, and a request "
+            f"waits at most {max_wait:.0f} s: gave up. Other clients may be using the "
+            "organization's limit (Make answered 429): try again later."
+        )
+
+
+class SkippedWarning(UserWarning):
+    """A fan-out skipped teams or organizations this login may not read (SC403)."""
+
+
 class RevocationWarning(UserWarning):
     """Logged out locally, but the provider could not revoke every token."""
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import listing, ratelimit
-from .errors import MakeAPIError, MakeConfigError
+from .errors import MakeAPIError, MakeConfigError, SkippedWarning
 
 if TYPE_CHECKING:
     from .listing import Params
@@ -38,10 +38,6 @@ MAX_WORKERS = 32
 #: ``on_progress(done, total, eta_budget)``: targets finished, targets in all, and the least
 #: time (seconds) the rate budgets need for the rest.
 Progress = Callable[[int, int, float], None]
-
-
-class SkippedWarning(UserWarning):
-    """Some teams or organizations were skipped: the login may not read them (SC403)."""
 
 
 @dataclass(frozen=True)

@@ -28,29 +28,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from .errors import MakeError
+from .errors import RateBudgetError
 
 WINDOW = 60.0  # seconds: Make counts requests per organization per minute
 MAX_WAIT = 2 * WINDOW  # the longest a request waits for its budget before giving up
 SLOWDOWN = 0.8  # each 429 multiplies the limit by this, until a quiet window passes
 DEFAULT_RATE_SHARE = 0.5  # share of an organization's apiLimit a kernel uses by default
-
-
-class RateBudgetError(MakeError):
-    """A request would have waited longer than allowed for its organization's rate budget."""
-
-    def __init__(self, organization_id: int | None, waited: float, needed: float,
-                 limit: int | None, window: float, max_wait: float) -> None:
-        self.organization_id = organization_id
-        self.waited = waited
-        self.needed = needed
-        self.max_wait = max_wait
-        super().__init__(
-            f"Organization {organization_id}'s rate budget ({limit} requests per {window:.0f} s) "
-            f"would need another {needed:.0f} s after waiting {waited:.0f} s, and a request "
-            f"waits at most {max_wait:.0f} s: gave up. Other clients may be using the "
-            "organization's limit (Make answered 429): try again later."
-        )
 
 
 class Budget:
