@@ -28,6 +28,7 @@ from .errors import (
 )
 from .flow import AuthorizationReply, AuthorizationRequest, parse_reply
 from .oidc import ProviderMetadata, discover, verify_id_token
+from .secret import Secret
 from .session import MakeSession
 
 MAX_PENDING = 8  # start() calls whose links may still be completed
@@ -215,6 +216,7 @@ class MakeAuth:
         On any failure the pending request stays usable: fix the paste, or open the link again
         and paste the new reply.
         """
+        reply = Secret(reply) if isinstance(reply, str) else reply  # masked in tracebacks
         parsed = parse_reply(reply)
         with self._lock:
             request = self._match(parsed)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from oauthlib.oauth2 import WebApplicationClient
 
 from .errors import AuthorizationResponseError
+from .secret import Secret
 
 VERIFIER_LENGTH = 64  # RFC 7636: 43 to 128 characters
 _QUOTES = "'\"`<>\u2018\u2019\u201c\u201d"
@@ -82,7 +83,7 @@ class AuthorizationRequest:
             client_id=client_id,
             redirect_uri=redirect_uri,
             scopes=tuple(scopes),
-            _code_verifier=verifier,
+            _code_verifier=Secret(verifier),
             _nonce=nonce,
         )
 
@@ -107,17 +108,33 @@ _HOW_TO_COPY = (
 
 
 def parse_reply(reply: str) -> AuthorizationReply:
-    """Read a pasted reply. Raises ``AuthorizationResponseError`` (never echoing the input)."""
+    """Read a pasted reply. Raises ``AuthorizationResponseError`` (never echoing the input).
+
+    The error is raised from a frame that holds no part of the reply, so a traceback that
+    shows its frames' locals shows no authorization code.
+    """
+    outcome = _read_reply(reply)
+    del reply
+    if isinstance(outcome, str):
+        raise AuthorizationResponseError(outcome)
+    return outcome
+
+
+def _read_reply(reply: str) -> AuthorizationReply | str:
+    """The reply, or what is wrong with it (a message that quotes nothing of it)."""
     if not isinstance(reply, str):
-        raise AuthorizationResponseError("The reply must be text. " + _HOW_TO_COPY)
+        return "The reply must be text. " + _HOW_TO_COPY
     text = "".join(reply.split())  # URLs and codes hold no whitespace; line breaks from copying
     text = text.strip(_QUOTES)
     if not text:
-        raise AuthorizationResponseError("Nothing was pasted. " + _HOW_TO_COPY)
+        return "Nothing was pasted. " + _HOW_TO_COPY
 
     query: str | None = None
     if "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            return "The pasted address is not a valid URL. " + _HOW_TO_COPY
         query = parts.query
         if not any(k + "=" in query for k in ("code", "error")) and parts.fragment:
             query = parts.fragment
@@ -130,11 +147,9 @@ def parse_reply(reply: str) -> AuthorizationReply:
         if len(text) < MIN_CODE_LENGTH or not _CODE_RE.fullmatch(text):
             # Not a reply at all (a word, a stray line): nothing worth a call to the token
             # endpoint, whose answer would only be a misleading invalid_grant.
-            raise AuthorizationResponseError(
-                "The pasted text is neither the redirect address nor an authorization code. "
-                + _HOW_TO_COPY
-            )
-        return AuthorizationReply(code=text, from_redirect=False)
+            return ("The pasted text is neither the redirect address nor an authorization "
+                    "code. " + _HOW_TO_COPY)
+        return AuthorizationReply(code=Secret(text), from_redirect=False)
 
     params = parse_qs(query, keep_blank_values=True)
     values: dict[str, str] = {}
@@ -143,17 +158,13 @@ def parse_reply(reply: str) -> AuthorizationReply:
         if not got:
             continue
         if len(got) > 1:
-            raise AuthorizationResponseError(
-                f"The pasted address repeats the {key!r} parameter, which a real reply never "
-                "does. " + _HOW_TO_COPY
-            )
+            return (f"The pasted address repeats the {key!r} parameter, which a real reply "
+                    "never does. " + _HOW_TO_COPY)
         values[key] = got[0]
     if not values.get("code") and not values.get("error"):
-        raise AuthorizationResponseError(
-            "The pasted address has no authorization code. " + _HOW_TO_COPY
-        )
+        return "The pasted address has no authorization code. " + _HOW_TO_COPY
     return AuthorizationReply(
-        code=values.get("code") or None,
+        code=Secret(values["code"]) if values.get("code") else None,
         state=values.get("state"),  # "" (present but empty) is checked, not ignored
         iss=values.get("iss"),
         error=values.get("error") or None,

@@ -2,13 +2,17 @@
 
 Discovery runs once per issuer per process (falling back to Make's documented paths when it
 fails). The key set is fetched with ``requests`` (so ``REQUESTS_CA_BUNDLE`` applies) and kept
-per process; a token signed with an unknown ``kid`` re-fetches it at once, one time. PyJWT
-does the signature and claim checks; ``jwt`` is imported only when a token is verified.
+per process; a token signed with an unknown ``kid`` re-fetches it at once, one time. Both
+caches lock per issuer / per key-set URL: a slow issuer never holds up a login to another, and
+each fetch ends within ``_http.AUTH_DEADLINE``. PyJWT does the signature and claim checks;
+``jwt`` is imported only when a token is verified. Whatever a provider sends, a failure is a
+``MakeError`` (``IDTokenError`` names the failed check), raised with no chain to PyJWT's frames.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from typing import Any
 
 from ._http import call, json_body
 from .config import require_secure
-from .errors import IDTokenError, MakeAuthError, MakeNetworkError
+from .errors import IDTokenError, MakeNetworkError, ProviderResponseError
 
 MAKE_PATHS = {
     "authorization_endpoint": "/oauth/v2/authorize",
@@ -61,9 +65,9 @@ class ProviderMetadata:
     def from_document(cls, issuer: str, doc: dict[str, Any]) -> ProviderMetadata:
         advertised = str(doc.get("issuer") or "")
         if advertised.rstrip("/") != issuer.rstrip("/"):
-            raise MakeAuthError(
-                f"The discovery document at {issuer} names another issuer ({advertised!r}). "
-                "Refusing to use it: check MAKE_ISSUER."
+            raise ProviderResponseError(
+                "discovery", issuer, f"the document names another issuer ({advertised[:200]!r}); "
+                "refusing to use it"
             )
         fallback = cls.make_defaults(issuer)
         endpoints: dict[str, str | None] = {}
@@ -73,7 +77,7 @@ class ProviderMetadata:
                 value = getattr(fallback, key)
             if value is not None:
                 if not isinstance(value, str):
-                    raise MakeAuthError(f"The discovery document's {key} is not a URL.")
+                    raise ProviderResponseError("discovery", issuer, f"its {key} is not a URL")
                 require_secure(value, f"The provider's {key}")
             endpoints[key] = value
         algs = doc.get("id_token_signing_alg_values_supported")
@@ -99,13 +103,21 @@ def _asymmetric(alg: str) -> bool:
 
 
 _discovered: dict[str, ProviderMetadata] = {}
-_discovery_lock = threading.Lock()
+_jwks: dict[str, Any] = {}  # jwks_uri -> jwt.PyJWKSet
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()  # held only to find a lock, never during a fetch
+
+
+def _lock_for(kind: str, key: str) -> threading.Lock:
+    """The lock of one issuer's discovery or one key set (created on first use)."""
+    with _locks_guard:
+        return _locks.setdefault((kind, key), threading.Lock())
 
 
 def discover(issuer: str) -> ProviderMetadata:
     """The provider's metadata: discovery once per issuer per process, else Make's paths."""
     require_secure(issuer, "The issuer (MAKE_ISSUER)")
-    with _discovery_lock:
+    with _lock_for("discovery", issuer):
         cached = _discovered.get(issuer)
         if cached is not None:
             return cached
@@ -124,16 +136,14 @@ def discover(issuer: str) -> ProviderMetadata:
 
 def forget_discovery() -> None:
     """Drop cached discovery documents and key sets (tests, key rotation by hand)."""
-    with _discovery_lock:
-        _discovered.clear()
-    with _jwks_lock:
-        _jwks.clear()
+    _discovered.clear()
+    _jwks.clear()
 
 
 # --- key set -------------------------------------------------------------------------------
 
-_jwks: dict[str, Any] = {}  # jwks_uri -> jwt.PyJWKSet
-_jwks_lock = threading.Lock()
+# What PyJWT and the key parsers below it raise for input they cannot use.
+_BAD_INPUT = (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError)
 
 
 def _fetch_jwks(jwks_uri: str) -> Any:
@@ -144,15 +154,18 @@ def _fetch_jwks(jwks_uri: str) -> Any:
     if resp.status_code != 200 or not isinstance(doc, dict):
         raise IDTokenError("signature", f"the provider's key set could not be read "
                                         f"(HTTP {resp.status_code})")
+    problem = "no usable key"
     try:
         return jwt.PyJWKSet.from_dict(doc)
-    except jwt.exceptions.PyJWKSetError as exc:
-        raise IDTokenError("signature", f"the provider's key set has no usable key ({exc})") \
-            from None
+    except jwt.exceptions.PyJWTError as exc:
+        problem = f"no usable key ({type(exc).__name__})"
+    except _BAD_INPUT as exc:
+        problem = f"a malformed key ({type(exc).__name__})"
+    raise IDTokenError("signature", f"the provider's key set has {problem}")
 
 
 def _key_set(jwks_uri: str, *, refresh: bool = False) -> Any:
-    with _jwks_lock:
+    with _lock_for("jwks", jwks_uri):
         if refresh or jwks_uri not in _jwks:
             _jwks[jwks_uri] = _fetch_jwks(jwks_uri)
         return _jwks[jwks_uri]
@@ -184,12 +197,15 @@ def _candidate_keys(key_set: Any, kid: str | None, alg: str) -> list[Any]:
 
 def _decode(id_token: str, keys: list[Any], alg: str, client_id: str, issuer: str,
             leeway: float) -> dict[str, Any] | None:
-    """The token's claims if one of ``keys`` verifies it, else None; claim errors raise."""
+    """The token's claims if one of ``keys`` verifies it, else None; claim errors raise
+    ``IDTokenError`` (outside the ``except`` block: no chain to PyJWT's frames)."""
     import jwt
+    from jwt import exceptions as e
 
+    failure: tuple[str, str] | None = None
     for key in keys:
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 id_token,
                 key=key.key,
                 algorithms=[alg],
@@ -198,22 +214,31 @@ def _decode(id_token: str, keys: list[Any], alg: str, client_id: str, issuer: st
                 leeway=leeway,
                 options={"require": ["iss", "sub", "aud", "exp", "iat"]},
             )
-        except jwt.exceptions.InvalidSignatureError:
+        except e.InvalidSignatureError:
             continue
-        except jwt.exceptions.ExpiredSignatureError:
-            raise IDTokenError("exp", "it has expired") from None
-        except jwt.exceptions.InvalidAudienceError:
-            raise IDTokenError("aud", "it was issued for another client") from None
-        except jwt.exceptions.InvalidIssuerError:
-            raise IDTokenError("iss", "it was issued by another issuer") from None
-        except jwt.exceptions.ImmatureSignatureError:
-            raise IDTokenError("iat", "it claims to be issued in the future") from None
-        except jwt.exceptions.MissingRequiredClaimError as exc:
-            raise IDTokenError(exc.claim, f"the {exc.claim!r} claim is missing") from None
-        except jwt.exceptions.InvalidIssuedAtError:
-            raise IDTokenError("iat", "its 'iat' claim is not a number") from None
-        except jwt.exceptions.PyJWTError as exc:
-            raise IDTokenError("format", type(exc).__name__) from None
+        except e.ExpiredSignatureError:
+            failure = ("exp", "it has expired")
+        except e.InvalidAudienceError:
+            failure = ("aud", "it was issued for another client")
+        except e.InvalidIssuerError:
+            failure = ("iss", "it was issued by another issuer")
+        except e.ImmatureSignatureError:
+            failure = ("iat", "it claims to be issued in the future")
+        except e.MissingRequiredClaimError as exc:
+            failure = (exc.claim, f"the {exc.claim!r} claim is missing")
+        except e.InvalidIssuedAtError:
+            failure = ("iat", "its 'iat' claim is not a number")
+        except e.PyJWTError as exc:
+            failure = ("format", type(exc).__name__)
+        except _BAD_INPUT as exc:  # e.g. "exp": 1e400 (OverflowError in PyJWT)
+            failure = ("format", f"a claim PyJWT cannot read ({type(exc).__name__})")
+        else:
+            if isinstance(claims, dict):
+                return claims
+            failure = ("format", "its claims are not a JSON object")
+        break
+    if failure is not None:
+        raise IDTokenError(*failure)
     return None
 
 
@@ -231,10 +256,16 @@ def verify_id_token(
 
     if not isinstance(id_token, str) or id_token.count(".") != 2:
         raise IDTokenError("format", "it is not a signed JWT")
+    header: Any = None
     try:
         header = jwt.get_unverified_header(id_token)
-    except jwt.exceptions.DecodeError:
-        raise IDTokenError("format", "its header could not be decoded") from None
+    except (jwt.exceptions.PyJWTError, *_BAD_INPUT):
+        pass  # raised below, outside the except block
+    if not isinstance(header, dict):
+        raise IDTokenError("format", "its header could not be decoded (or is not valid)")
+    if "crit" in header:  # RFC 7515: extensions it names must be understood; none are here
+        raise IDTokenError("crit", "its header names critical extensions ('crit') this "
+                                   "client does not support")
     alg = header.get("alg")
     allowed = metadata.id_token_algs
     if not isinstance(alg, str) or alg not in allowed or not _asymmetric(alg):
@@ -260,7 +291,8 @@ def verify_id_token(
         raise IDTokenError("iss", "it was issued by another issuer")
 
     iat = claims.get("iat")
-    if not isinstance(iat, (int, float)) or iat > time.time() + leeway:
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat) \
+            or iat > time.time() + leeway:
         raise IDTokenError("iat", "it claims to be issued in the future")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]

@@ -60,6 +60,7 @@ from .errors import (
 )
 from .hosts import is_loopback_url, normalise_base, under_base, zone_base
 from .oidc import ProviderMetadata, verify_id_token
+from .secret import Secret
 from .zones import HOME_ZONE_ORDER, ZoneMap, api_base_of_zone, check_candidates
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class _Bearer(AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.session.takes_token(request.url or ""):
-            request.headers["Authorization"] = "Bearer " + self.session.access_token()
+            request.headers["Authorization"] = Secret("Bearer " + self.session.access_token())
         return request
 
 
@@ -324,7 +325,7 @@ class MakeSession(Session):
         """On a redirect: the bearer follows only to a URL that takes it (same rule)."""
         prepared_request.headers.pop("Authorization", None)
         if self.takes_token(prepared_request.url or ""):
-            prepared_request.headers["Authorization"] = "Bearer " + self.access_token()
+            prepared_request.headers["Authorization"] = Secret("Bearer " + self.access_token())
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -380,7 +381,7 @@ class MakeSession(Session):
                         # An early refresh failed (network, server) while the access token is
                         # still valid: keep using it; a later call tries to refresh again.
                 token = self.token
-        return str(token["access_token"])
+        return Secret(token["access_token"])
 
     def refresh(self) -> None:
         """Refresh now (needs a refresh token)."""
@@ -433,30 +434,53 @@ class MakeSession(Session):
 
     def _refresh_once(self, token: dict[str, Any]) -> None:
         meta = self._require_metadata()
+        failure: TokenEndpointError | None = None
         try:
             new = tokens.refresh(self.config, meta.token_endpoint, token["refresh_token"])
         except TokenEndpointError as exc:
-            if exc.error in ("invalid_grant", "invalid_token"):
+            failure = exc
+        # Raised below, outside the except block: no chain to the frames under the call.
+        if isinstance(failure, tokens.TokenAnswerError):
+            # A successful answer we cannot use: the provider may have spent the refresh
+            # token. Never send it again: keep the rotated one if the answer held one, else
+            # the login ends here (the access token stays usable until it expires).
+            if failure.rotated:
+                kept = tokens.Token(token)
+                kept["refresh_token"] = failure.rotated
+                self.token = kept
+                self._notify_token()
+                raise failure
+            self._drop_refresh_token(token)
+            raise LoginExpiredError(
+                self.profile, f"Make's answer to the token refresh could not be used "
+                f"({failure.error_description}), and the refresh token may be spent."
+            )
+        if failure is not None:
+            if failure.error in ("invalid_grant", "invalid_token"):
                 # The grant is gone: drop the dead refresh token so no other thread retries it.
                 self._drop_refresh_token(token)
                 raise LoginExpiredError(
-                    self.profile, f"Make refused the refresh token ({exc.error})."
-                ) from None
-            raise
+                    self.profile, f"Make refused the refresh token ({failure.error})."
+                )
+            raise failure
         if "refresh_token" not in new:  # not rotated: keep the one we have
             new["refresh_token"] = token["refresh_token"]
         claims = self.id_claims
         if new.get("id_token") and self.config.wants_id_token:
+            rejected: MakeError | None = None
             try:
                 claims = verify_id_token(
                     new["id_token"], meta, self.config.client_id, nonce=None,
                     expected_sub=self.id_claims.get("sub"),
                 )
-            except MakeError:
-                # The refresh token was spent (and may have been rotated): sending it again
-                # would be a replay, which makes a provider revoke the whole grant.
+            except MakeError as exc:
+                rejected = exc
+            if rejected is not None:
+                # The refresh token was spent (and may have been rotated), and the answer is
+                # refused: sending the old one again would be a replay, which makes a
+                # provider revoke the whole grant. The login ends when the token expires.
                 self._drop_refresh_token(token)
-                raise
+                raise rejected
         elif token.get("id_token"):
             new["id_token"] = token["id_token"]
         self.token = new
@@ -661,11 +685,11 @@ class MakeSession(Session):
         if not endpoint:
             raise MakeAuthError("This provider has no userinfo endpoint.")
         resp = call("GET", endpoint, "userinfo",
-                    headers={"Authorization": "Bearer " + self.access_token()})
+                    headers={"Authorization": Secret("Bearer " + self.access_token())})
         id_token = (self.token or {}).get("id_token")
         if resp.status_code in (401, 403) and id_token:
             resp = call("GET", endpoint, "userinfo",
-                        headers={"Authorization": f"Bearer {id_token}"})
+                        headers={"Authorization": Secret("Bearer " + id_token)})
         body = json_body(resp)
         if resp.status_code != 200 or not isinstance(body, dict):
             if resp.status_code in (401, 403):

@@ -90,6 +90,9 @@ class HostileProvider:
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     refresh_count: int = 0
     refresh_delay: float = 0.0
+    # raw(method, path, form) -> None (answer as usual) or a function that writes the whole
+    # answer itself on the handler (redirects, trickling, oversized or malformed bodies).
+    raw: Callable[[str, str, dict[str, str]], Callable[[Any], None] | None] | None = None
 
     def url(self, path: str) -> str:
         return self.issuer + path
@@ -184,6 +187,15 @@ def _handler(provider: HostileProvider) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization")
             if auth:
                 form["_authorization"] = auth
+            action = provider.raw(method, parts.path, form) if provider.raw else None
+            if action is not None:
+                provider.requests.append((method, parts.path, form))
+                try:
+                    action(self)
+                except OSError:  # the client hung up (deadline, size cap)
+                    pass
+                self.close_connection = True
+                return
             status, body = provider.handle(method, parts.path, form)
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -202,6 +214,61 @@ def _handler(provider: HostileProvider) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def answer(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None
+           ) -> Callable[[Any], None]:
+    """A raw answer: ``status``, ``headers`` and ``body`` exactly as given."""
+    data = body.encode() if isinstance(body, str) else body
+
+    def write(handler: Any) -> None:
+        handler.send_response(status)
+        for name, value in {"Content-Type": "application/json",
+                            "Content-Length": str(len(data)), **(headers or {})}.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    return write
+
+
+def trickle(every: float = 0.5, *, in_headers: bool = False, sent: list[int] | None = None
+            ) -> Callable[[Any], None]:
+    """An answer that sends one byte every ``every`` seconds, forever (until cut off)."""
+
+    def write(handler: Any) -> None:
+        if not in_headers:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: 100000\r\n\r\n")
+        else:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(600):
+            handler.wfile.write(b"x" if in_headers else b" ")
+            handler.wfile.flush()
+            if sent is not None:
+                sent.append(1)
+            time.sleep(every)
+
+    return write
+
+
+def flood(*, declared: int | None = None, sent: list[int] | None = None
+          ) -> Callable[[Any], None]:
+    """A huge answer: ``declared`` bytes announced, or chunked with no end (until cut off)."""
+
+    def write(handler: Any) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        head += (f"Content-Length: {declared}\r\n".encode() if declared is not None
+                 else b"Transfer-Encoding: chunked\r\n")
+        handler.wfile.write(head + b"\r\n")
+        chunk = b" " * 65536
+        for _ in range(5000):  # at most ~330 MB
+            data = chunk if declared is not None else b"10000\r\n" + chunk + b"\r\n"
+            handler.wfile.write(data)
+            if sent is not None:
+                sent.append(len(chunk))
+
+    return write
 
 
 @pytest.fixture

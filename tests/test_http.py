@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from http.server import ThreadingHTTPServer
 
 import pytest
+from fixtures_hostile import HostileProvider, _handler, answer, flood, trickle
 
-from make_notebook_auth import MakeAuth, MakeNetworkError
+from make_notebook_auth import (
+    MakeAuth,
+    MakeError,
+    MakeNetworkError,
+    ProviderResponseError,
+    RevocationWarning,
+    oidc,
+)
+from make_notebook_auth import _http as transport
 from make_notebook_auth._http import call
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -93,3 +104,128 @@ def test_https_off_loopback_still_uses_the_environment_proxy(env_proxy, token_se
     # (the API session retries a failed connection: several CONNECTs for the webhook host)
     assert {line.rsplit(" ", 1)[0] for line in env_proxy.seen} == {
         "CONNECT www.make.example:443", "CONNECT hook.eu1.make.example:443"}
+
+
+# --- calls to the authorization server ------------------------------------------------------
+
+
+def _auth(hostile: HostileProvider) -> MakeAuth:
+    return MakeAuth(hostile.client_id, "s3cr3t-value-xyz", issuer=hostile.issuer,
+                    api_url=hostile.issuer + "/api/v2")
+
+
+def _only(path: str, action):
+    return lambda method, p, form: action if p == path else None
+
+
+@pytest.mark.parametrize("path", [
+    "/oauth/v2/token", "/oauth/v2/oidc/jwks", "/.well-known/openid-configuration"])
+def test_redirects_from_the_authorization_server_are_not_followed(hostile, scripted_api, path):
+    target = scripted_api(lambda req: (200, {}, {"stolen": True}))
+    hostile.raw = _only(path, answer(307, headers={"Location": target.base + "/steal"}))
+    auth = _auth(hostile)
+    with pytest.raises(ProviderResponseError, match="redirect") as info:
+        auth.finish(hostile.authorize(auth.start().url))
+    endpoint = {"/oauth/v2/token": "token", "/oauth/v2/oidc/jwks": "JWKS",
+                "/.well-known/openid-configuration": "discovery"}[path]
+    assert info.value.endpoint == endpoint
+    assert f"Make's {endpoint} endpoint" in str(info.value)
+    assert target.calls() == 0  # no code, verifier, secret or token went there
+    hostile.raw = None
+    if path != "/.well-known/openid-configuration":  # the pending login is still usable
+        assert auth.finish(hostile.authorize(auth.start().url)).logged_in
+
+
+def test_redirects_from_userinfo_and_revocation_are_not_followed(hostile, scripted_api):
+    target = scripted_api(lambda req: (200, {}, {"sub": "user-1"}))
+    auth = _auth(hostile)
+    session = auth.finish(hostile.authorize(auth.start().url))
+    hostile.raw = lambda m, p, f: answer(302, headers={"Location": target.base + "/x"}) \
+        if p in ("/oauth/v2/oidc/userinfo", "/oauth/v2/revoke") else None
+    with pytest.raises(ProviderResponseError, match="userinfo"):
+        session.userinfo()
+    with pytest.warns(RevocationWarning, match="redirect"):
+        assert session.logout() is False
+    assert target.calls() == 0
+
+
+def test_trickling_key_set_ends_within_the_deadline(hostile, monkeypatch):
+    monkeypatch.setattr(transport, "AUTH_DEADLINE", 2.0)
+    sent: list[int] = []
+    hostile.raw = _only("/oauth/v2/oidc/jwks", trickle(0.3, sent=sent))
+    auth = _auth(hostile)
+    with pytest.raises(MakeNetworkError, match="no complete answer within 2 s"):
+        auth.finish(hostile.authorize(auth.start().url))
+    assert 0 < len(sent) < 60  # it was cut off (a trickle runs for 600 bytes otherwise)
+
+
+def test_trickling_headers_end_within_the_deadline(hostile, monkeypatch):
+    monkeypatch.setattr(transport, "AUTH_DEADLINE", 2.0)
+    hostile.raw = _only("/oauth/v2/token", trickle(0.3, in_headers=True))
+    auth = _auth(hostile)
+    with pytest.raises(MakeNetworkError, match="token endpoint.*no complete answer"):
+        auth.finish(hostile.authorize(auth.start().url))
+    assert auth.pending is not None  # the login can still be finished
+
+
+@pytest.mark.parametrize("declared", [300_000_000, None])
+def test_oversized_key_set_is_refused_without_reading_it(hostile, declared):
+    sent: list[int] = []
+    hostile.raw = _only("/oauth/v2/oidc/jwks", flood(declared=declared, sent=sent))
+    auth = _auth(hostile)
+    with pytest.raises(ProviderResponseError, match="JWKS.*larger than 1024 kB"):
+        auth.finish(hostile.authorize(auth.start().url))
+    time.sleep(0.5)
+    assert sum(sent) < 20_000_000  # the client hung up (the server would send ~330 MB)
+
+
+def test_a_slow_issuer_does_not_block_a_login_to_another(monkeypatch):
+    """Discovery and key sets lock per issuer / key set: two real servers, one hangs."""
+    release = threading.Event()
+    arrived = threading.Event()
+
+    def hang(handler):
+        arrived.set()
+        release.wait(20)
+
+    servers = []
+    providers = []
+    for _ in range(2):
+        provider = HostileProvider()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
+        server.daemon_threads = True
+        provider.issuer = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        providers.append(provider)
+    slow, fast = providers
+    try:
+        for what in ("/.well-known/openid-configuration", "/oauth/v2/oidc/jwks"):
+            oidc.forget_discovery()
+            slow.raw = _only(what, hang)
+            arrived.clear()
+            outcome: list[object] = []
+
+            def slow_login():
+                try:
+                    auth = _auth(slow)
+                    outcome.append(auth.finish(slow.authorize(auth.start().url)))
+                except MakeError as exc:
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=slow_login, daemon=True)
+            thread.start()
+            assert arrived.wait(10)
+            auth = _auth(fast)
+            session = auth.finish(fast.authorize(auth.start().url))  # while slow hangs
+            assert session.logged_in
+            assert thread.is_alive() and outcome == []  # the slow one is still in flight
+            release.set()
+            thread.join(30)
+            release.clear()
+            slow.raw = None
+    finally:
+        release.set()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
