@@ -11,7 +11,9 @@ each fetch ends within ``_http.AUTH_DEADLINE``. PyJWT does the signature and cla
 
 from __future__ import annotations
 
+import base64
 import hmac
+import json
 import math
 import threading
 import time
@@ -242,6 +244,16 @@ def _decode(id_token: str, keys: list[Any], alg: str, client_id: str, issuer: st
     return None
 
 
+def _raw_header(id_token: str) -> dict[str, Any]:
+    """The JWT's header as sent (an empty dict when it cannot be read)."""
+    segment = id_token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
 def verify_id_token(
     id_token: str,
     metadata: ProviderMetadata,
@@ -256,6 +268,9 @@ def verify_id_token(
 
     if not isinstance(id_token, str) or id_token.count(".") != 2:
         raise IDTokenError("format", "it is not a signed JWT")
+    if "crit" in _raw_header(id_token):  # RFC 7515: extensions named must be understood
+        raise IDTokenError("crit", "its header names critical extensions ('crit') this "
+                                   "client does not support")
     header: Any = None
     try:
         header = jwt.get_unverified_header(id_token)
@@ -263,9 +278,6 @@ def verify_id_token(
         pass  # raised below, outside the except block
     if not isinstance(header, dict):
         raise IDTokenError("format", "its header could not be decoded (or is not valid)")
-    if "crit" in header:  # RFC 7515: extensions it names must be understood; none are here
-        raise IDTokenError("crit", "its header names critical extensions ('crit') this "
-                                   "client does not support")
     alg = header.get("alg")
     allowed = metadata.id_token_algs
     if not isinstance(alg, str) or alg not in allowed or not _asymmetric(alg):

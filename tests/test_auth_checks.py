@@ -8,6 +8,7 @@ import warnings
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fixtures_hostile import answer
 
 from make_notebook_auth import (
     AuthorizationDeniedError,
@@ -17,7 +18,9 @@ from make_notebook_auth import (
     LoginExpiredError,
     MakeAuth,
     MakeAuthError,
+    MakeError,
     NotLoggedInError,
+    ProviderResponseError,
     RevocationWarning,
     StateMismatchError,
     TokenEndpointError,
@@ -444,3 +447,152 @@ def test_refresh_after_logout_says_logged_out(hostile):
     session.logout()
     with pytest.raises(NotLoggedInError, match="logged out"):
         session.refresh()
+
+
+# --- hostile answers: every failure is a MakeError, and nothing is used as a bearer ---------
+
+
+
+@pytest.mark.parametrize("token_type", ["DPoP", "mac", "", 5, None])
+def test_only_bearer_tokens_are_accepted(hostile, token_type):
+    hostile.token_body = {"access_token": "at-not-a-bearer", "token_type": token_type,
+                          "expires_in": 3600}
+    auth = make_auth(hostile)
+    with pytest.raises(TokenEndpointError, match="token type"):
+        auth.finish(hostile.authorize(auth.start().url))
+    assert auth.session.pending and not auth.session.logged_in
+    with pytest.raises(NotLoggedInError):
+        auth.session.get("users/me")  # never sent as a bearer
+
+
+def test_bearer_token_type_is_case_insensitive(hostile):
+    plain = hostile._token
+
+    def lower(form):
+        status, body = plain(form)
+        body["token_type"] = "bEaReR"
+        return status, body
+
+    hostile._token = lower
+    _, session = login(hostile)
+    assert session.logged_in
+
+
+@pytest.mark.parametrize("raw_expiry", ["1e400", "-1e400", "NaN", "-5", '"soon"', "true",
+                                        "[3600]", "1e12"])
+def test_unusable_expires_in_is_a_token_error(hostile, raw_expiry):
+    auth = make_auth(hostile)
+    request = auth.start()
+    body = '{"access_token": "at-1", "token_type": "Bearer", "expires_in": ' + raw_expiry + "}"
+    hostile.raw = lambda m, p, f: answer(200, body) if p == "/oauth/v2/token" else None
+    with pytest.raises(TokenEndpointError, match="expires_in"):
+        auth.finish(hostile.authorize(request.url))
+    assert auth.session.pending
+
+
+def test_expires_in_as_a_digit_string_is_read(hostile):
+    plain = hostile._token
+
+    def stringly(form):
+        status, body = plain(form)
+        body["expires_in"] = "3600"
+        return status, body
+
+    hostile._token = stringly
+    _, session = login(hostile)
+    assert 3500 < session.expires_in <= 3600
+
+
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"a string"', "", "null",
+                                  "[" * 100_000 + "]" * 100_000])
+def test_malformed_token_answers_are_token_errors(hostile, body):
+    auth = make_auth(hostile)
+    request = auth.start()
+    hostile.raw = lambda m, p, f: answer(200, body) if p == "/oauth/v2/token" else None
+    with pytest.raises(TokenEndpointError):
+        auth.finish(hostile.authorize(request.url))
+
+
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"keys": "x"}', '{"keys": [5]}',
+                                  '{"keys": [{"kty": "RSA", "n": "!!", "e": 5, "kid": "a"}]}'])
+def test_malformed_key_sets_are_id_token_errors(hostile, body):
+    hostile.raw = lambda m, p, f: answer(200, body) if p == "/oauth/v2/oidc/jwks" else None
+    auth = make_auth(hostile)
+    with pytest.raises(IDTokenError, match="key set"):
+        auth.finish(hostile.authorize(auth.start().url))
+
+
+@pytest.mark.parametrize("headers, check", [
+    ({"crit": ["exp"]}, "crit"),
+    ({"crit": "x"}, "crit"),
+    ({"alg": "RS256", "crit": []}, "crit"),
+    ({"kid": 5}, "format"),
+    ({"kid": ["k"]}, "format"),
+])
+def test_hostile_id_token_headers_are_refused(hostile, headers, check):
+    def signed(claims):
+        return hostile.signer.sign(claims, alg="raw", headers=headers)
+
+    assert _finish_with(hostile, id_token_for=signed).check == check
+
+
+@pytest.mark.parametrize("claim, value", [
+    ("exp", float("inf")), ("exp", float("nan")), ("iat", float("inf")), ("iat", "x"),
+    ("aud", {"x": 1}), ("iss", 5), ("sub", 5),
+])
+def test_hostile_id_token_claims_are_id_token_errors(hostile, claim, value):
+    def signed(claims):
+        return hostile.signer.sign(claims, alg="raw")
+
+    _finish_with(hostile, lambda c: {**c, claim: value}, id_token_for=signed)
+
+
+def _expire_now(session):
+    session.token["expires_at"] = time.time() - 1
+
+
+@pytest.mark.parametrize("extra", [{}, {"refresh_token": 5}])
+def test_unusable_refresh_answer_without_a_rotated_token_ends_the_login(hostile, extra):
+    _, session = login(hostile)
+    hostile.token_body = {"access_token": "at-2", "token_type": "DPoP", "expires_in": 60,
+                          **extra}
+    with pytest.raises(LoginExpiredError, match="refresh"):
+        session.refresh()
+    hostile.token_body = None
+    _expire_now(session)
+    with pytest.raises(LoginExpiredError):
+        session.access_token()
+    assert len(hostile.refresh_calls()) == 1  # the spent refresh token was not sent again
+
+
+def test_unusable_refresh_answer_keeps_the_rotated_token(hostile):
+    _, session = login(hostile)
+    spent = session.token["refresh_token"]
+    before = session.token["access_token"]
+    hostile.token_body = {"access_token": "at-2", "token_type": "Bearer",
+                          "expires_in": float("nan"), "refresh_token": "rt-rotated"}
+    with pytest.raises(TokenEndpointError, match="expires_in"):
+        session.refresh()
+    assert session.token["refresh_token"] == "rt-rotated"
+    assert session.token["access_token"] == before  # the unusable answer's token is not used
+    hostile.token_body = None
+    session.refresh()
+    forms = hostile.refresh_calls()
+    assert [f["refresh_token"] for f in forms] == [spent, "rt-rotated"]
+
+
+def test_refused_refresh_keeps_the_refresh_token(hostile):
+    # An OAuth error (the provider refused, nothing was spent): the token stays for a retry.
+    _, session = login(hostile)
+    kept = session.token["refresh_token"]
+    hostile.token_status, hostile.token_body = 400, {"error": "invalid_request"}
+    with pytest.raises(TokenEndpointError):
+        session.refresh()
+    assert session.token["refresh_token"] == kept
+
+
+def test_provider_errors_are_make_errors():
+    assert issubclass(ProviderResponseError, MakeAuthError)
+    assert issubclass(TokenEndpointError, ProviderResponseError)
+    assert issubclass(IDTokenError, ProviderResponseError)
+    assert issubclass(ProviderResponseError, MakeError)
