@@ -163,7 +163,7 @@ def exchange_code(
         "code_verifier": code_verifier,
         **client_auth(config),
     }
-    hidden = (code, code_verifier, config.client_secret or "")
+    hidden = (code, code_verifier, Secret(config.client_secret or ""))
     return _token_from_response(_post(token_endpoint, "token", data),
                                 "authorization code exchange", hidden)
 
@@ -174,7 +174,7 @@ def refresh(config: MakeConfig, token_endpoint: str, refresh_token: str) -> Toke
     refresh_token = Secret(refresh_token)
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **client_auth(config)}
     return _token_from_response(_post(token_endpoint, "token", data), "token refresh",
-                                (refresh_token, config.client_secret or ""))
+                                (refresh_token, Secret(config.client_secret or "")))
 
 
 def revoke(config: MakeConfig, revocation_endpoint: str, token: str, hint: str) -> str | None:
@@ -189,6 +189,6 @@ def revoke(config: MakeConfig, revocation_endpoint: str, token: str, hint: str) 
         return None
     body = json_body(resp)
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return f"{_scrub(body['error'], (token, config.client_secret or ''))} " \
+        return f"{_scrub(body['error'], (token, Secret(config.client_secret or '')))} " \
                f"(HTTP {resp.status_code})"
     return f"HTTP {resp.status_code}"
