@@ -120,20 +120,37 @@ def test_secrets_echoed_by_the_token_endpoint_are_masked(hostile):
 # --- what a traceback shows: chains and the locals of every frame ---------------------------
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception chained to it, suppressed or not (``raise ... from None``
+    hides ``__context__`` from the default display, but it stays reachable: error reporters
+    read it)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
 def rendered(exc: BaseException) -> str:
     """The error as shown with locals: Python's ``capture_locals`` and IPython's
-    ``%xmode Verbose`` (both follow ``__cause__`` / ``__context__``). The test's own frame
-    (the first; it holds the secrets it checks for) is left out: the package's frames and
-    every frame of the chain are shown."""
+    ``%xmode Verbose``, for it and every exception of its chain. The test's own frame (the
+    first; it holds the secrets it checks for) is left out."""
     from IPython.core.ultratb import VerboseTB
 
     assert exc.__traceback__ is not None
     exc = exc.with_traceback(exc.__traceback__.tb_next)
-    plain = "".join(traceback.TracebackException.from_exception(
-        exc, capture_locals=True).format())
-    verbose = VerboseTB(color_scheme="NoColor", include_vars=True).text(
-        type(exc), exc, exc.__traceback__)
-    return plain + "\n" + verbose
+    parts = []
+    for one in _chain(exc):
+        parts.append("".join(traceback.TracebackException.from_exception(
+            one, capture_locals=True).format()))
+        parts.append(VerboseTB(color_scheme="NoColor", include_vars=True).text(
+            type(one), one, one.__traceback__))
+        parts.append(repr(one) + repr(vars(one)))
+    return "\n".join(parts)
 
 
 def assert_hidden(exc: BaseException, secrets: list[str]) -> None:
