@@ -229,3 +229,24 @@ def test_a_slow_issuer_does_not_block_a_login_to_another(monkeypatch):
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+def test_trickling_api_answer_ends_within_the_api_deadline(token_session, monkeypatch):
+    """json()/paginate() calls have a total deadline too (plain get() keeps requests' own)."""
+    from make_notebook_auth import listing
+
+    monkeypatch.setattr(listing, "API_DEADLINE", 2.0)
+    provider = HostileProvider()
+    provider.raw = lambda m, p, f: trickle(0.3)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        make = token_session(f"http://127.0.0.1:{server.server_address[1]}/api/v2/")
+        with pytest.raises(MakeNetworkError, match="API endpoint.*no complete answer within 2 s"):
+            make.json("users/me")
+        with pytest.raises(MakeNetworkError, match="no complete answer"):
+            list(make.paginate("scenarios"))
+    finally:
+        server.shutdown()
+        server.server_close()
