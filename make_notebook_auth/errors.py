@@ -42,7 +42,8 @@ class MakeError(Exception):
         |   +-- LoginExpiredError
         +-- MakeNetworkError         an endpoint (API or login) could not be reached in time
         +-- MakeAPIError             the Make API answered with an error
-            +-- ListingError         ... or with something that is not a usable listing
+        |   +-- ListingError         ... or with something that is not a usable listing
+        +-- RateBudgetError          a request would wait too long for its rate budget
 
     In IPython the error shows as its sentence (``_render_traceback_``), not as a traceback
     through requests; ``%tb`` (which asks again) shows the full traceback.
