@@ -102,6 +102,7 @@ def check_executed(nb, seen, user_name: str, user_email: str) -> None:
     assert "apiLimit" in at_scale and "127.0.0.1:" in at_scale  # the sandbox's zones
     fan_out = text_of(cell_with(nb, 'per="team"'))
     assert "organizationId" in fan_out and "teamId" in fan_out
+    assert "Skipped what this login may not read" in fan_out  # alice's team 6
     userinfo = text_of(cell_with(nb, "%make_userinfo"))
     assert user_email in userinfo
     assert "Logged out of Make" in text_of(cell_with(nb, "%make_logout"))
