@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
-from providers import REDIRECT_URI, ProviderHandle
+from providers import REDIRECT_URI, REGISTERED_REDIRECT_URIS, ProviderHandle
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
 START_TIMEOUT = 20.0  # seconds, for the process to print its port and answer discovery
@@ -138,6 +138,7 @@ class _ProviderProcess:
             CONFIDENTIAL_CLIENT_SECRET=self.confidential_secret,
             SHORT_CONFIDENTIAL_CLIENT_SECRET=self.short_confidential_secret,
             RESOURCE_SERVER_SECRET=self.resource_server_secret,
+            REDIRECT_URIS=",".join(REGISTERED_REDIRECT_URIS),
             EXIT_WITH_STDIN="1",
             NODE_ENV="test",
         )

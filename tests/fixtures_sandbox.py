@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
-from providers import REDIRECT_URI, ProviderHandle
+from providers import REDIRECT_URI, REGISTERED_REDIRECT_URIS, ProviderHandle
 
 from make_notebook_auth.sandbox import (
     CONFIDENTIAL_CLIENT_ID,
@@ -28,6 +28,7 @@ from make_notebook_auth.sandbox import (
     SHORT_PUBLIC_CLIENT_ID,
     Sandbox,
 )
+from make_notebook_auth.sandbox.models import DEFAULT_REDIRECT_URIS, default_clients
 
 SHORT_TTL = 4
 HTTP_TIMEOUT = 10.0
@@ -98,7 +99,10 @@ def make_authorize(issuer: str):
 @pytest.fixture(scope="session")
 def sandbox_server():
     """One sandbox for the whole session (public client by default)."""
-    sandbox = Sandbox("127.0.0.1", 0, short_token_ttl=SHORT_TTL)
+    # Every client also accepts this run's free-port loopback redirect URIs (see providers.py).
+    clients = default_clients(3600, SHORT_TTL, (*DEFAULT_REDIRECT_URIS, *REGISTERED_REDIRECT_URIS))
+    sandbox = Sandbox("127.0.0.1", 0, short_token_ttl=SHORT_TTL, clients=clients,
+                      redirect_uri=REDIRECT_URI)
     sandbox.start()
     try:
         yield sandbox

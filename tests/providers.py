@@ -7,10 +7,42 @@ once against this interface and parametrised by provider.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-REDIRECT_URI = "http://127.0.0.1:8765/callback"
+# The package's default (``config.DEFAULT_REDIRECT_URI``): registered at both providers, but
+# only the one test that proves the default listens on it (two test runs on one machine would
+# collide on a fixed port).
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free_ports(count: int) -> tuple[int, ...]:
+    socks = []
+    try:  # held together, so they differ
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return tuple(s.getsockname()[1] for s in socks)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+# Loopback redirect URIs chosen per test run and registered for every client at both providers:
+# tests listen on these (the first; the second when the first is busy).
+LOOPBACK_PORTS = _free_ports(2)
+LOOPBACK_REDIRECT_URIS = tuple(f"http://127.0.0.1:{p}/callback" for p in LOOPBACK_PORTS)
+REDIRECT_URI = LOOPBACK_REDIRECT_URIS[0]
+REGISTERED_REDIRECT_URIS = (*LOOPBACK_REDIRECT_URIS, DEFAULT_REDIRECT_URI)
 
 
 @dataclass

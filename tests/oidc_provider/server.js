@@ -7,7 +7,8 @@
 //         a random one is generated and printed once on a "SECRETS=<json>" line.
 // Env:    PORT (0 = any free port), SHORT_TTL (seconds, default 4),
 //         CONFIDENTIAL_CLIENT_SECRET, SHORT_CONFIDENTIAL_CLIENT_SECRET, RESOURCE_SERVER_SECRET,
-//         EXIT_WITH_STDIN=1 (exit when stdin closes, so a killed test runner leaves no server),
+//         REDIRECT_URIS (more http://127.0.0.1:PORT/... redirect URIs to register, comma-
+//         separated), EXIT_WITH_STDIN=1 (exit when stdin closes, so a killed test runner leaves no server),
 //         USERINFO_ACCEPTS_ID_TOKEN=0 (refuse ID tokens as userinfo bearer; default: accept, as
 //         Make's docs use them).
 // Never use outside tests: in-memory storage, demo users, no passwords.
@@ -26,11 +27,19 @@ if (!Number.isInteger(SHORT_TTL) || SHORT_TTL <= 0) {
   throw new Error('SHORT_TTL must be a positive integer');
 }
 
-const REDIRECT_URIS = [
+// The package's default redirect URI, a non-loopback one, and those a test run chose
+// (free ports, so two runs on one machine never share a listening port).
+const EXTRA_REDIRECT_URIS = (process.env.REDIRECT_URIS || '').split(/[\s,]+/).filter(Boolean);
+for (const uri of EXTRA_REDIRECT_URIS) {
+  if (!/^http:\/\/127\.0\.0\.1:[0-9]+\/[^\s]*$/.test(uri)) {
+    throw new Error(`REDIRECT_URIS: not a loopback redirect URI: ${uri}`);
+  }
+}
+const REDIRECT_URIS = [...new Set([
   'http://127.0.0.1:8765/callback',
-  'http://127.0.0.1:8766/callback',
   'https://app.example.test/callback',
-];
+  ...EXTRA_REDIRECT_URIS,
+])];
 
 // Make's API scopes (plus openid) -- listed so that they reach the (opaque) access token.
 const API_SCOPES = [
