@@ -397,7 +397,7 @@ def test_deadline_and_stop_hold_whatever_connections_do(end):
         result = listener.wait(10)
         assert result == ("timeout" if end == "timeout" else "stopped")
         assert outcomes == [result]
-        assert all(closed_by_peer(sock, 5) for sock in idle)
+        assert all(closed_by_peer(sock, 2.5) for sock in idle)
         bind_again(port)
         again = LoopbackListener(f"http://127.0.0.1:{port}/callback",
                                  is_pending=lambda s: True, complete=lambda u: None)
