@@ -27,8 +27,9 @@ def _forget_remembered(profile: str) -> None:
 registry.on_logout(_forget_remembered)
 
 
-def _restore(profile: str) -> MakeSession | None:
-    """The login remembered on disk for ``profile`` (see ``MakeAuth(remember=True)``)."""
+def _restore(profile: str, *, refresh: bool = True) -> MakeSession | None:
+    """The login remembered on disk for ``profile`` (see ``MakeAuth(remember=True)``);
+    ``refresh=False`` leaves an expired access token as it is (to revoke it)."""
     from . import cache  # persistence is an edge: imported only when needed
 
     if not cache.exists(profile):
@@ -45,7 +46,7 @@ def _restore(profile: str) -> MakeSession | None:
                 f" A remembered login exists for profile {profile!r}, but this kernel cannot "
                 f"restore it: {exc}",
             ) from None
-        return cache.restore(config)
+        return cache.restore(config, refresh=refresh)
 
 
 def get_session(profile: str = "default") -> MakeSession:
@@ -70,7 +71,13 @@ def logout(profile: str = "default") -> bool:
     client settings, or it has expired), its file is deleted and False returned.
     """
     try:
-        session = get_session(profile)
+        # Revoking needs no fresh access token: never refresh here (nor wait for another
+        # process's lock on the remembered logins).
+        session = registry.lookup(profile)
+        if session is None or not session.logged_in:
+            session = _restore(profile, refresh=False)
+        if session is None:
+            raise NotLoggedInError(profile)
     except LoginExpiredError:
         return False  # the remembered login had expired for good; its file is gone
     except NotLoggedInError:

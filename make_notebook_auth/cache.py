@@ -2,9 +2,15 @@
 
 One JSON file per profile in the cache folder: ``MAKE_NOTEBOOK_AUTH_CACHE`` if set, else the
 user's cache directory (``platformdirs``, e.g. ``~/.cache/make-notebook-auth``). The folder is
-created 0700 when missing; files are created 0600 before a byte is written, written to a
-temporary file and renamed over the old one (``os.replace``), so a reader sees the old file or
-the new one, never half of one.
+created 0700 when missing. An existing folder is used only when it belongs to this user and
+group and others have no access to it; otherwise ``RememberedLoginError`` (the default folder of
+this user's own is tightened to 0700 instead, with a warning). Files are created 0600 before a
+byte is written, written to a temporary file and renamed over the old one (``os.replace``), so
+a reader sees the old file or the new one, never half of one; a file another user owns or
+others may read is ignored.
+
+Refreshes hold an exclusive ``flock`` on the folder, waiting at most ``LOCK_WAIT`` seconds
+(then ``RememberedLoginError``); logging out never waits for it.
 
 The file holds the tokens (access, refresh, ID token), the ID token's verified claims, and
 which issuer, client id and API base they belong to: never the client secret. A restoring
@@ -33,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import MakeConfig, require_secure
-from .errors import LoginExpiredError, MakeError, RememberedLoginWarning
+from .errors import LoginExpiredError, MakeError, RememberedLoginError, RememberedLoginWarning
 
 if TYPE_CHECKING:
     from .session import MakeSession
@@ -43,6 +49,8 @@ APP_NAME = "make-notebook-auth"
 FORMAT = "make-notebook-auth/remembered-login"
 VERSION = 1
 MAX_FILE_SIZE = 256 * 1024
+LOCK_WAIT = 10.0  # seconds a refresh waits for another process's lock on the folder
+_LOCK_POLL = 0.05
 TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "expires_in",
                 "expires_at", "scope")
 
@@ -78,13 +86,53 @@ def exists(profile: str) -> bool:
         return False
 
 
+def _is_default_dir() -> bool:
+    return not os.environ.get(ENV_VAR, "").strip()
+
+
+def _check_dir(folder: Path) -> None:
+    """Raise ``RememberedLoginError`` unless ``folder`` is this user's and closed to others.
+
+    The package's default folder, when it is this user's, is tightened to 0700 instead (with a
+    warning). Ownership is decided on the owner's uid, not on what this process may do (root
+    may do anything)."""
+    info = os.stat(folder)  # follows a symlink: what counts is the folder written into
+    if not stat.S_ISDIR(info.st_mode):
+        raise RememberedLoginError(
+            f"The folder for remembered Make logins, {folder}, is not a folder. Remove it, or "
+            f"set {ENV_VAR} to a folder of your own.")
+    if not hasattr(os, "getuid"):
+        return
+    if info.st_uid != os.getuid():
+        raise RememberedLoginError(
+            f"The folder for remembered Make logins, {folder}, belongs to another user (uid "
+            f"{info.st_uid}): nothing is read from or written into it. Set {ENV_VAR} to a "
+            "folder of your own (it is created with mode 0700).")
+    loose = stat.S_IMODE(info.st_mode) & 0o077
+    if not loose:
+        return
+    if _is_default_dir():
+        os.chmod(folder, 0o700)
+        _warn(f"The folder for remembered Make logins, {folder}, was open to other users "
+              f"(mode {stat.S_IMODE(info.st_mode):04o}); it is now 0700.")
+        return
+    raise RememberedLoginError(
+        f"The folder for remembered Make logins, {folder}, is open to other users (mode "
+        f"{stat.S_IMODE(info.st_mode):04o}): tokens are never written there. Run "
+        f"`chmod 700 {folder}`, or set {ENV_VAR} to another folder.")
+
+
 def _ensure_dir() -> Path:
+    """The cache folder, created 0700 if missing and checked (``_check_dir``) either way.
+
+    ``RememberedLoginError`` if it is unsafe; ``OSError`` if it cannot be created."""
     folder = cache_dir()
     if not folder.is_dir():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=0o700)
             os.chmod(folder, 0o700)  # whatever the umask
+    _check_dir(folder)
     return folder
 
 
@@ -135,6 +183,8 @@ def save(session: MakeSession) -> None:
     try:
         _ensure_dir()
         write(login_path(session.profile), _document(session))
+    except RememberedLoginError as exc:
+        _warn(f"{exc} The login works in this kernel but will not survive a restart.")
     except (OSError, TypeError, ValueError) as exc:
         _warn(f"Could not remember the Make login of profile {session.profile!r} on disk "
               f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}). The login "
@@ -158,33 +208,64 @@ def _on_logout(session: MakeSession) -> None:
     delete(session.profile)
 
 
+def _lock(fd: int, folder: Path) -> None:
+    """Take the exclusive ``flock`` on ``fd``, waiting at most ``LOCK_WAIT`` seconds."""
+    import fcntl
+
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RememberedLoginError(
+                    f"Another process has held the lock on the remembered Make logins in "
+                    f"{folder} for more than {LOCK_WAIT:g} s (another kernel refreshing the same "
+                    "login, or one that hangs). Try again in a moment; if it persists, find "
+                    "that process, or log out and in again.") from None
+            time.sleep(_LOCK_POLL)
+
+
+def _same_login(doc: dict[str, Any], session: MakeSession) -> bool:
+    """Whether a remembered file holds ``session``'s login: same issuer, client and user."""
+    config = session.config
+    sub = session.id_claims.get("sub")
+    return (
+        isinstance(sub, str) and bool(sub)
+        and (doc.get("id_claims") or {}).get("sub") == sub
+        and str(doc.get("issuer", "")).rstrip("/") == config.issuer.rstrip("/")
+        and doc.get("client_id") == config.client_id
+    )
+
+
 @contextlib.contextmanager
 def refresh_lock(session: MakeSession) -> Iterator[dict[str, Any] | None]:
     """Held around a remembered session's refresh, across processes (an exclusive ``flock``
-    on the cache folder itself, so no lock file is left around). Yields the token on disk
-    when it is this same login's (same profile, issuer, client and user), so that a second
-    kernel adopts a token the first one already refreshed instead of replaying the spent
-    refresh token (which makes a provider revoke the whole grant)."""
+    on the cache folder itself, so no lock file is left around; waiting for it is bounded,
+    then ``RememberedLoginError``). Yields the token on disk when it is this same login's
+    (same issuer, client and user), so that a second kernel adopts a token the first one
+    already refreshed instead of replaying the spent refresh token (which makes a provider
+    revoke the whole grant). A file that now holds another user's login is never adopted."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 (only to know whether flock exists)
+        have_flock = True
     except ImportError:  # no flock (Windows): no lock across processes
-        fcntl = None  # type: ignore[assignment]
+        have_flock = False
     fd: int | None = None
     try:
         folder = _ensure_dir()
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
                      | getattr(os, "O_CLOEXEC", 0))
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:
-        if fd is not None:
-            os.close(fd)
-            fd = None
+    except (OSError, RememberedLoginError):
+        # No folder to lock (it cannot be created), or one that is unsafe to use: refresh
+        # without it (nothing to adopt either); saving the new token then says why not.
+        folder = None
     try:
-        doc = load(session.config)
-        same_user = doc is not None and (doc.get("id_claims") or {}).get("sub") == \
-            session.id_claims.get("sub")
-        yield dict(doc["token"]) if doc is not None and same_user else None
+        if fd is not None and folder is not None and have_flock:
+            _lock(fd, folder)
+        doc = load(session.config) if folder is not None else None
+        yield dict(doc["token"]) if doc is not None and _same_login(doc, session) else None
     finally:
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
@@ -192,7 +273,11 @@ def refresh_lock(session: MakeSession) -> Iterator[dict[str, Any] | None]:
 
 def attach(session: MakeSession) -> None:
     """Keep ``session`` remembered: save after every new token, delete on logout, and
-    coordinate refreshes with other processes that restored the same login."""
+    coordinate refreshes with other processes that restored the same login.
+
+    Raises ``RememberedLoginError`` at once if the cache folder exists and is unsafe."""
+    with contextlib.suppress(OSError):  # cannot be created: saving warns later
+        _ensure_dir()
     session.add_token_listener(save)
     session.add_logout_listener(_on_logout)
     session.refresh_guard = refresh_lock
@@ -234,6 +319,8 @@ def load(config: MakeConfig) -> dict[str, Any] | None:
     ``RememberedLoginWarning`` and ignored (left in place).
     """
     path = login_path(config.profile)
+    if path.parent.is_dir():
+        _check_dir(path.parent)
     raw = _read_file(path)
     if raw is None:
         return None
@@ -268,7 +355,7 @@ def load(config: MakeConfig) -> dict[str, Any] | None:
     return doc
 
 
-def restore(config: MakeConfig) -> MakeSession | None:
+def restore(config: MakeConfig, *, refresh: bool = True) -> MakeSession | None:
     """The remembered login of ``config.profile`` as a logged-in ``MakeSession``, else None.
 
     If this kernel already has a logged-in session for the profile and client, that one.
@@ -276,6 +363,7 @@ def restore(config: MakeConfig) -> MakeSession | None:
     An access token about to expire is refreshed now. A login that has expired for good (no
     refresh token, or the provider refused it) raises ``LoginExpiredError`` and its file is
     deleted; a network failure during the refresh propagates and keeps the file.
+    ``refresh=False`` returns the session as remembered (logging out needs no fresh token).
     """
     from . import registry, tokens
     from .session import MakeSession
@@ -300,6 +388,8 @@ def restore(config: MakeConfig) -> MakeSession | None:
     session = MakeSession(config)
     session._activate(token, None, doc.get("id_claims") or {})
     attach(session)  # after activation: nothing to save yet; refreshes and logout from now on
+    if not refresh:
+        return session
     try:
         session.access_token()  # refreshes if needed; raises if expired for good
     except LoginExpiredError:

@@ -323,6 +323,11 @@ class RevocationWarning(UserWarning):
     """Logged out locally, but the provider could not revoke every token."""
 
 
+class RememberedLoginError(MakeError):
+    """The folder of remembered logins is unsafe to use (another user's, or open to others),
+    or another process held its lock for too long."""
+
+
 class RememberedLoginWarning(UserWarning):
     """A login remembered on disk could not be read, written or used; it was ignored."""
 

@@ -29,6 +29,7 @@ from make_notebook_auth import (
     registry,
 )
 from make_notebook_auth import cache as cache_mod
+from make_notebook_auth.errors import RememberedLoginError
 
 
 def sha(value: str) -> str:
@@ -127,13 +128,90 @@ def test_remembered_file_permissions_and_content(api_login, cache_dir, oidc_prov
     assert [p.name for p in cache_dir.iterdir()] == [path.name]  # no temp files left
 
 
-def test_existing_folder_is_used_as_is(api_login, tmp_path, monkeypatch):
+def test_existing_folder_of_mine_closed_to_others_is_used(api_login, tmp_path, monkeypatch):
     folder = tmp_path / "mine"
-    folder.mkdir(mode=0o755)
-    os.chmod(folder, 0o755)
+    folder.mkdir(mode=0o700)
+    os.chmod(folder, 0o700)
     monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(folder))
     api_login(remember=True)
-    assert mode(the_file()) == 0o600
+    assert mode(the_file()) == 0o600 and mode(folder) == 0o700
+
+
+@pytest.mark.parametrize("folder_mode", [0o750, 0o705, 0o755, 0o777, 0o710])
+def test_folder_open_to_others_is_refused(api_login, tmp_path, monkeypatch, folder_mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(folder, folder_mode)
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(folder))
+    with pytest.raises(RememberedLoginError, match="open to other users") as info:
+        api_login(remember=True)
+    assert f"chmod 700 {folder}" in str(info.value)
+    assert list(folder.iterdir()) == []
+    assert mode(folder) == folder_mode  # someone else's choice: not changed behind their back
+
+
+def test_remembered_login_in_a_folder_now_open_to_others_is_not_read(api_login, cache_dir,
+                                                                     client_env):
+    api_login("work", remember=True)
+    os.chmod(cache_dir, 0o755)
+    restart_kernel()
+    client_env()
+    with pytest.raises(RememberedLoginError, match="open to other users"):
+        get_session("work")
+
+
+def test_default_folder_open_to_others_is_tightened(api_login, tmp_path, monkeypatch):
+    monkeypatch.delenv("MAKE_NOTEBOOK_AUTH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = cache_mod.cache_dir()
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o755)
+    with pytest.warns(RememberedLoginWarning, match="it is now 0700"):
+        api_login(remember=True)
+    assert mode(folder) == 0o700 and the_file().is_file()
+
+
+NOBODY = 65534  # another user's uid (the tests run as root, who may chown)
+
+
+def chown_or_skip(path: Path, uid: int = NOBODY) -> None:
+    if os.getuid() == uid:
+        pytest.skip("the tests run as the other user")
+    try:
+        os.chown(path, uid, -1)
+    except PermissionError:
+        pytest.skip("chown to another user needs root")
+
+
+@pytest.mark.parametrize("which", ["configured", "default"])
+def test_folder_of_another_user_is_refused(api_login, tmp_path, monkeypatch, which):
+    if which == "configured":
+        folder = tmp_path / "theirs"
+        monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(folder))
+    else:  # not even the default folder is taken over
+        monkeypatch.delenv("MAKE_NOTEBOOK_AUTH_CACHE", raising=False)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        monkeypatch.setenv("HOME", str(tmp_path))
+        folder = cache_mod.cache_dir()
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    chown_or_skip(folder)
+    with pytest.raises(RememberedLoginError, match="belongs to another user"):
+        api_login(remember=True)
+    assert list(folder.iterdir()) == []
+    assert folder.stat().st_uid == NOBODY and mode(folder) == 0o700
+
+
+def test_nothing_is_written_once_the_folder_belongs_to_another_user(api_login, cache_dir):
+    make = api_login(remember=True)
+    before = the_file().read_bytes()
+    chown_or_skip(cache_dir)
+    with pytest.warns(RememberedLoginWarning, match="belongs to another user"):
+        make.refresh()
+    assert make.logged_in and make.json("users/me")["authUser"]["id"] == 1001
+    assert the_file().read_bytes() == before
+    assert [p.name for p in cache_dir.iterdir()] == [the_file().name]
 
 
 def test_default_folder_is_the_users_cache_dir(api_login, tmp_path, monkeypatch):
@@ -382,6 +460,107 @@ def test_two_kernels_sharing_a_remembered_login_never_replay_a_refresh_token(
     assert [p.name for p in cache_dir.iterdir()] == [the_file().name]  # no lock file left
 
 
+def test_a_file_now_holding_another_users_login_is_not_adopted(api_login, cache_dir,
+                                                                client_env):
+    api_login(remember=True)  # alice
+    client_env()
+    restart_kernel()
+    alices = get_session()  # a kernel that restored alice's login
+    restart_kernel()
+    bobs = api_login(user="bob", remember=True)  # another kernel: bob, same profile and client
+    assert read_doc()["id_claims"]["sub"] == "bob"
+    alices.token["expires_at"] = time.time() + 5  # stale: the next call refreshes
+    assert alices.get("users/me").status_code == 200
+    assert alices.token["refresh_token"] != bobs.token["refresh_token"]
+    assert alices.token["access_token"] != bobs.token["access_token"]
+    assert alices.userinfo()["sub"] == "alice"
+    assert alices.id_claims["sub"] == "alice"
+
+
+def holder(folder: Path, seconds: float = 120) -> subprocess.Popen:
+    """Another process holding the folder's flock (as a refreshing kernel would)."""
+    code = textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({str(folder)!r}, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("locked", flush=True)
+        time.sleep({seconds})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def in_thread(func, bound: float = 30):
+    """``func()`` in a thread, joined with a generous bound so a regression fails, not hangs."""
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = func()
+        except BaseException as exc:  # noqa: BLE001
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), f"still waiting after {bound} s"
+    return out
+
+
+def test_waiting_for_the_lock_is_bounded(api_login, cache_dir, monkeypatch):
+    monkeypatch.setattr(cache_mod, "LOCK_WAIT", 1.0)
+    make = api_login(remember=True)
+    proc = holder(cache_dir)
+    try:
+        out = in_thread(make.refresh)
+        assert isinstance(out.get("error"), RememberedLoginError)
+        assert "Another process has held the lock" in str(out["error"])
+        assert make.logged_in  # the access token was still good
+    finally:
+        proc.kill()
+        proc.wait()
+    make.refresh()  # the lock is free again
+    assert read_doc()["token"]["access_token"] == make.token["access_token"]
+
+
+def test_logout_never_waits_for_the_lock(api_login, cache_dir, monkeypatch):
+    monkeypatch.setattr(cache_mod, "LOCK_WAIT", 60.0)
+    make = api_login("work", remember=True)
+    proc = holder(cache_dir)
+    try:
+        out = in_thread(make.logout, bound=20)
+        assert out.get("value") is True
+        assert not make.logged_in and not the_file("work").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_logout_of_a_stale_remembered_login_never_waits_for_the_lock(
+        api_login, cache_dir, client_env, monkeypatch):
+    monkeypatch.setattr(cache_mod, "LOCK_WAIT", 60.0)
+    make = api_login("work", remember=True)
+    doc = read_doc("work")
+    doc["token"]["expires_at"] = time.time() - 10  # a fresh kernel would refresh it first
+    cache_mod.write(the_file("work"), doc)
+    del make
+    restart_kernel()
+    client_env()
+    proc = holder(cache_dir)
+    try:
+        out = in_thread(lambda: logout("work"), bound=20)
+        assert "error" not in out, out.get("error")
+        assert not the_file("work").exists()
+        with pytest.raises(NotLoggedInError):
+            get_session("work")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # --- bad files -------------------------------------------------------------------------------
 
 CORRUPT = {
@@ -438,9 +617,10 @@ def test_foreign_file_is_reported_and_ignored(api_login, cache_dir, client_env, 
     assert the_file("work").exists()
 
 
-def test_file_others_can_read_is_ignored(api_login, cache_dir, client_env):
+@pytest.mark.parametrize("file_mode", [0o640, 0o604, 0o644, 0o660, 0o606])
+def test_file_others_can_read_is_ignored(api_login, cache_dir, client_env, file_mode):
     api_login("work", remember=True)
-    os.chmod(the_file("work"), 0o644)
+    os.chmod(the_file("work"), file_mode)
     restart_kernel()
     client_env()
     with pytest.warns(RememberedLoginWarning, match="others may read it"):
