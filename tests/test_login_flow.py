@@ -104,8 +104,11 @@ def test_wrong_state_then_the_right_reply(provider):
     reply = provider.authorize(req.url)
     parts = urlsplit(reply)
     params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    state = params["state"]
+    forged = ("y" if state[0] == "x" else "x") + state[1:]  # always another state
+    assert forged != state
     with pytest.raises(StateMismatchError):
-        auth.finish(reply.replace(params["state"], "x" + params["state"][1:]))
+        auth.finish(reply.replace(state, forged))
     assert auth.finish(reply).logged_in
 
 
