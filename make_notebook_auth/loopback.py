@@ -29,6 +29,7 @@ import contextlib
 import errno
 import html
 import http.server
+import select
 import socket
 import socketserver
 import threading
@@ -261,6 +262,10 @@ class LoopbackListener:
         self._claim = threading.Lock()
         self._handled = threading.Event()  # the pending login's reply arrived
         self._finished = threading.Event()  # ... and complete() has returned or raised
+        self._closed = threading.Event()  # the port is released
+        self._completing: threading.Thread | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self.outcome: str | None = None
         self.error: BaseException | None = None
         self.busy_reason: str | None = None
@@ -306,9 +311,10 @@ class LoopbackListener:
             return False
         self.busy_reason = None
         server.listener = self
-        server.timeout = _POLL
+        server.timeout = 0  # handle_request() is called once select() saw a connection
         self._server = server
         self._guard = guard
+        self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(
             target=self._serve, name=f"make-login-loopback-{port}", daemon=True
         )
@@ -318,9 +324,15 @@ class LoopbackListener:
     def stop(self, wait: float = 2.0) -> None:
         """Stop listening (a no-op when already stopped)."""
         self._stop.set()
+        self._wake()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and threading.current_thread() not in (thread, self._completing):
             thread.join(wait)
+
+    def _wake(self) -> None:
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
 
     def wait(self, timeout: float | None = None) -> str | None:
         """Block until the listener has closed; returns its outcome."""
@@ -336,18 +348,27 @@ class LoopbackListener:
         assert server is not None
         deadline = time.monotonic() + self.timeout
         outcome = "stopped"
+        wake = self._wake_r
+        assert wake is not None
         try:
             while not self._stop.is_set() and not self._finished.is_set():
-                if time.monotonic() >= deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     outcome = "timeout"
                     break
-                server.handle_request()  # accepts one connection (own thread) or times out
+                ready, _, _ = select.select([server.socket, wake], [], [], min(_POLL, remaining))
+                if server.socket in ready:
+                    server.handle_request()  # accepts it; its own thread handles it
                 server.cut_overdue()
         finally:
             server.server_close()
             server.cut_overdue(everything=True)
             if self._guard is not None:
                 self._guard.close()
+            self._closed.set()
+            for end in (self._wake_r, self._wake_w):
+                if end is not None:
+                    end.close()
             if self._handled.is_set():
                 # The reply arrived: the login's outcome is complete()'s, however we stopped.
                 done = self._finished.wait(_COMPLETE_WAIT)
@@ -384,10 +405,15 @@ class LoopbackListener:
                     "login.",
                 )
             self._handled.set()
+            self._completing = threading.current_thread()
         try:
             return self._finish(raw_path)
         finally:
             self._finished.set()
+            self._wake()
+            # Release the port before the browser's page arrives: whoever reads "logged in"
+            # (or "not completed") may start the next listener on it at once.
+            self._closed.wait(2.0)
 
     def _finish(self, raw_path: str) -> tuple[int, bytes]:
         host = f"{self.target.host}:{self.target.port}"

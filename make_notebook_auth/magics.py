@@ -23,6 +23,7 @@ forwarded as they are to ``MakeAuth``. ipywidgets is imported only when a panel 
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -266,6 +267,9 @@ class Context:
             ) from None
         sandbox = ensure_sandbox()
         settings = dict(sandbox.settings())
+        configured = os.environ.get("MAKE_REDIRECT_URI", "").strip()
+        if not redirect_uri and configured and loopback_target(configured) is not None:
+            redirect_uri = configured  # the sandbox takes any loopback port (RFC 8252)
         if redirect_uri:
             settings["MAKE_REDIRECT_URI"] = redirect_uri
         else:

@@ -45,6 +45,18 @@ REDIRECT_URI = LOOPBACK_REDIRECT_URIS[0]
 REGISTERED_REDIRECT_URIS = (*LOOPBACK_REDIRECT_URIS, DEFAULT_REDIRECT_URI)
 
 
+def loopback_redirect_uri() -> str:
+    """This run's registered loopback redirect URI whose port is free now (else skip)."""
+    from make_notebook_auth.loopback import port_is_free
+
+    for uri, port in zip(LOOPBACK_REDIRECT_URIS, LOOPBACK_PORTS):
+        if port_is_free(port):
+            return uri
+    import pytest
+
+    pytest.skip(f"this run's loopback ports {LOOPBACK_PORTS} are both busy")
+
+
 @dataclass
 class ProviderHandle:
     name: str  # "oidc-provider" or "sandbox"

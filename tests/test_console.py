@@ -9,20 +9,14 @@ import re
 
 import pytest
 import requests
+from providers import loopback_redirect_uri as loopback_uri
 
 from make_notebook_auth import LoginPendingError, MakeAuth
 from make_notebook_auth.console import ConsoleLogin
-from make_notebook_auth.loopback import port_is_free
 
 PASTE_URI = "https://app.example.test/callback"
 LINK = re.compile(r"https?://\S+/oauth/v2/authorize\?\S+")
 
-
-def loopback_uri() -> str:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
 
 
 def console_login(auth, **kw):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -128,7 +129,10 @@ def test_discovery_has_makes_layout(oidc_provider):
 
 
 def test_handle_fields(oidc_provider):
-    assert oidc_provider.redirect_uri == "http://127.0.0.1:8765/callback"
+    # A loopback redirect URI on a port chosen for this run (not the package's default 8765,
+    # which two test runs on one machine would share).
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/callback", oidc_provider.redirect_uri)
+    assert oidc_provider.redirect_uri != "http://127.0.0.1:8765/callback"
     assert oidc_provider.public_client_id == "public-client"
     assert oidc_provider.confidential_client_id == "confidential-client"
     assert oidc_provider.short_public_client_id == "short-public"

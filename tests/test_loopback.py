@@ -12,7 +12,7 @@ import time
 
 import pytest
 import requests
-from providers import LOOPBACK_PORTS, free_port
+from providers import free_port, loopback_redirect_uri
 
 from make_notebook_auth import MakeAuth
 from make_notebook_auth.errors import MakeAuthError
@@ -22,13 +22,7 @@ from make_notebook_auth.loopback import (
     port_is_free,
 )
 
-
-def registered_loopback_uri() -> str:
-    """A loopback redirect URI registered at both test providers for this run (free ports)."""
-    for port in LOOPBACK_PORTS:
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip(f"this run's loopback ports {LOOPBACK_PORTS} are both busy")
+registered_loopback_uri = loopback_redirect_uri  # registered at both test providers this run
 
 
 def free_uri(host: str = "127.0.0.1") -> str:
@@ -495,3 +489,33 @@ def test_localhost_keeps_ipv6_loopback_from_other_programs():
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as after:
         after.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         after.bind(("::1", port))  # released with the listener
+
+
+# -- the package's default redirect URI -------------------------------------------------------
+
+def test_default_redirect_uri_completes_a_login(sandbox_provider):
+    """The one test on the default port (every other one listens on a free port): a login
+    with no redirect URI given listens on 127.0.0.1:8765 and completes there."""
+    provider = sandbox_provider
+    for _ in range(60):  # another test run on this machine may hold it for a moment
+        if port_is_free(8765):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.skip("port 8765 stayed busy for 30 s (another program holds it)")
+    auth = MakeAuth(provider.public_client_id, issuer=provider.issuer, api_url=provider.api_url)
+    assert auth.config.redirect_uri == "http://127.0.0.1:8765/callback"
+    request = auth.start()
+    listener = LoopbackListener(auth.config.redirect_uri, is_pending=auth.is_pending,
+                                complete=auth.finish)
+    if not listener.start():
+        pytest.skip(f"port 8765 was taken meanwhile: {listener.busy_reason}")
+    try:
+        assert listener._server.socket.getsockname() == ("127.0.0.1", 8765)
+        redirect = provider.authorize(request.url)
+        assert redirect.startswith("http://127.0.0.1:8765/callback?")
+        assert get(redirect).status_code == 200
+        assert listener.wait(10) == "completed"
+        assert auth.session.logged_in
+    finally:
+        listener.stop()

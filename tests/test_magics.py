@@ -9,6 +9,7 @@ import pytest
 import requests
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from providers import loopback_redirect_uri as loopback_uri
 
 from make_notebook_auth import LoginPendingError, MakeAuthError
 from make_notebook_auth.loopback import port_is_free
@@ -62,12 +63,6 @@ def provider_args(provider, redirect_uri=PASTE_URI, client_id=None):
     return (f"--issuer {provider.issuer} --api-url {provider.api_url} "
             f"--client-id {client_id or provider.public_client_id} --redirect-uri {redirect_uri}")
 
-
-def loopback_uri() -> str:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
 
 
 def test_extension_registers_magics_with_help(shell):
@@ -251,7 +246,8 @@ def test_sandbox_login_with_loopback(shell, rec):
 
     from make_notebook_auth.sandbox import ensure_sandbox
 
-    make = shell.run_line_magic("make_login", "--sandbox --profile sb")
+    make = shell.run_line_magic("make_login",
+                                f"--sandbox --profile sb --redirect-uri {loopback_uri()}")
     assert "local Make sandbox" in rec.text
     panel = rec.shown[0]
     sandbox = ensure_sandbox()

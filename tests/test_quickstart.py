@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 import nbformat
 import pytest
 import requests
-
-from make_notebook_auth.loopback import port_is_free
+from providers import loopback_redirect_uri as loopback_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
@@ -27,12 +26,6 @@ CELL_TIMEOUT = 120
 
 nbclient = pytest.importorskip("nbclient")
 
-
-def loopback_uri() -> str:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
 
 
 def text_of(cell) -> str:
@@ -122,11 +115,8 @@ def test_quickstart_with_sandbox_when_unconfigured(tmp_path, monkeypatch):
 
     from make_notebook_auth.sandbox import DEMO_USERS
 
-    for port in (8765, 8766):
-        if port_is_free(port):
-            break
-    else:
-        pytest.skip("ports 8765 and 8766 are both busy on this machine")
+    # The sandbox takes any loopback port: listen on a free one, not the default.
+    monkeypatch.setenv("MAKE_REDIRECT_URI", loopback_uri())
 
     def authorize(link):
         parts = urlsplit(link)

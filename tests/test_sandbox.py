@@ -713,3 +713,20 @@ def test_sandbox_logs_nothing_secret(capfd, caplog):
                   renewed["access_token"], renewed["refresh_token"], secret, verifier, "leak"):
         assert value not in logged
     assert "GET /" not in logged and "POST /" not in logged
+
+
+@pytest.mark.parametrize("uri, accepted", [
+    ("http://127.0.0.1:8765/callback", True),  # registered
+    ("http://127.0.0.1:40123/callback", True),  # RFC 8252 7.3: any port on the loopback IP
+    ("http://127.0.0.1:40123/other", False),  # but the registered path
+    ("http://127.0.0.1/callback", False),  # with an explicit port
+    ("http://localhost:40123/callback", False),  # the IP literal, not a name
+    ("https://127.0.0.1:40123/callback", False),
+    ("http://user@127.0.0.1:40123/callback", False),
+    ("http://127.0.0.2:40123/callback", False),
+    ("https://app.example.test/callback", True),
+    ("https://app.example.test:8443/callback", False),  # not loopback: exact match only
+])
+def test_loopback_redirect_uris_take_any_port(uri, accepted):
+    client = sandbox_models.default_clients()[0]
+    assert client.check_redirect_uri(uri) is accepted

@@ -9,6 +9,7 @@ import threading
 import ipywidgets as widgets
 import pytest
 import requests
+from providers import loopback_redirect_uri as loopback_uri
 
 from make_notebook_auth import LoginPendingError, MakeAuth
 from make_notebook_auth.loopback import port_is_free
@@ -16,12 +17,6 @@ from make_notebook_auth.widget import LoginPanel, browser_link, display_name, us
 
 PASTE_URI = "https://app.example.test/callback"  # registered at both providers, never reached
 
-
-def loopback_uri() -> str:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
 
 
 def make_auth(provider, redirect_uri=PASTE_URI, *, confidential=False, secret=None):

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -29,6 +30,19 @@ SHORT_CONFIDENTIAL_CLIENT_ID = "sandbox-confidential-short"
 CODE_TTL = 60
 #: Refresh tokens live this long (seconds) unless rotated or revoked first.
 REFRESH_TOKEN_TTL = 30 * 24 * 3600
+
+
+def _loopback_key(uri: str) -> tuple[str, str, str] | None:
+    """``http://127.0.0.1:PORT/path`` (or ``[::1]``) without its port, else None."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "::1") or not port \
+            or parts.username is not None or parts.password is not None or parts.fragment:
+        return None
+    return parts.hostname, parts.path, parts.query
 
 
 @dataclass
@@ -73,7 +87,12 @@ class SandboxClient(ClientMixin):
         return str(list_to_scope(allowed))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.redirect_uris
+        if redirect_uri in self.redirect_uris:
+            return True
+        # RFC 8252, 7.3: a loopback IP redirect URI is registered without its port (the client
+        # listens on whatever port is free at the time).
+        key = _loopback_key(redirect_uri)
+        return key is not None and key in {_loopback_key(u) for u in self.redirect_uris}
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.client_secret is None:

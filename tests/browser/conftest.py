@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import nbformat
 import pytest
 import requests
+from providers import LOOPBACK_PORTS, LOOPBACK_REDIRECT_URIS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -208,6 +209,7 @@ def jupyter(oidc_provider) -> Iterator[JupyterServer]:
         "MAKE_ISSUER": oidc_provider.issuer,
         "MAKE_API_URL": oidc_provider.api_url,
         "MAKE_CLIENT_ID": oidc_provider.public_client_id,
+        "MAKE_REDIRECT_URI": LOOPBACK_REDIRECT_URIS[0],  # not the default port: see providers
     })
     try:
         yield server
@@ -229,8 +231,10 @@ def hub_jupyter() -> Iterator[JupyterServer]:
     Make client configured, the repository's notebooks and binder/workspace.json imported."""
     if _skip_reason():
         pytest.skip(_skip_reason())
-    server = start_jupyter({"JUPYTERHUB_SERVICE_PREFIX": "/user/ana/"}, base_url="/user/ana/",
-                           prepare=_binder_checkout)
+    server = start_jupyter({"JUPYTERHUB_SERVICE_PREFIX": "/user/ana/",
+                            # (the sandbox takes any loopback port; the default stays free)
+                            "MAKE_REDIRECT_URI": LOOPBACK_REDIRECT_URIS[0]},
+                           base_url="/user/ana/", prepare=_binder_checkout)
     try:
         yield server
     finally:
@@ -267,7 +271,9 @@ def _origin(url: str) -> str:
 
 
 JUPYTER_ORIGINS: set[str] = set()  # servers started by start_jupyter: not providers
-CALLBACK_PORTS = (8765, 8766)  # loopback redirect URIs: the kernel's listener, reached directly
+# Loopback redirect URIs (this run's free ports, and the default): the kernel's listener,
+# reached directly.
+CALLBACK_PORTS = (*LOOPBACK_PORTS, 8765)
 
 
 def _redirects_as_navigations(route):

@@ -40,7 +40,7 @@ def test_quickstart_on_binder(hub_jupyter, page):
     pytest.importorskip("jupyter_server_proxy")
     from make_notebook_auth.sandbox import DEMO_USERS
 
-    page.context.route(re.compile(r"^http://(127\.0\.0\.1|localhost):876[56]/"), _unreachable)
+    page.context.route(re.compile(r"^http://(127\.0\.0\.1|localhost):\d+/callback"), _unreachable)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     login = next(i for i in code if "%make_login" in nb.cells[i].source)

@@ -15,6 +15,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,8 +24,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 from conftest import ARTIFACTS, PASTE_REDIRECT  # noqa: E402
 from jupyter_ui import FRONTENDS, LAB, cell, open_notebook, run_all, run_cell, save  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
-
-from make_notebook_auth.loopback import port_is_free  # noqa: E402
+from providers import loopback_redirect_uri  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = ROOT / "docs" / "login-panel.png"
@@ -45,10 +45,8 @@ def _kernels_shut_down(request):
 
 
 def loopback_port() -> int:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return port
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
+    """This run's free loopback port registered at the providers (see tests/providers.py)."""
+    return int(urlsplit(loopback_redirect_uri()).port)
 
 
 def login_notebook(server, name: str, login_line: str) -> None:
@@ -201,9 +199,10 @@ def test_sandbox_loopback(jupyter, page, frontend):
     pytest.importorskip("authlib")
     from make_notebook_auth.sandbox import DEMO_USERS
 
-    loopback_port()  # the kernel picks 8765 or 8766; skip if neither is free
+    port = loopback_port()  # the sandbox takes any loopback port
     name = f"sandbox-{frontend}.ipynb"
-    login_notebook(jupyter, name, "make = %make_login --sandbox")
+    login_notebook(jupyter, name,
+                   f"make = %make_login --sandbox --redirect-uri http://127.0.0.1:{port}/callback")
     panel = start_login(page, jupyter, frontend, name)
     expect(cell(page, 1).locator(".jp-OutputArea")).to_contain_text("local Make sandbox")
     if frontend is LAB:
