@@ -9,8 +9,8 @@ last window; a request waits until fewer than ``limit`` sends lie within the win
 
 - One :class:`Budget` per organization for the whole kernel (:func:`budget`): every session's
   requests to that organization draw from it, whoever sends them, from any thread.
-- Until its limit is known (:meth:`Budget.set_limit`) a budget only records send times, so
-  that the requests made before count once it is.
+- Until its limit is known (:meth:`Budget.set_limit`) a budget only records send times (so
+  that the requests made before count once it is) and honours a 429's pause.
 - A 429 anyway (another client spent the organization's limit) slows the budget: its limit
   drops by a fifth until a window passes without another 429, and no request to that
   organization is sent before the wait ``Retry-After`` asked for (or a backoff) is over.
@@ -140,15 +140,6 @@ class Budget:
                     self._sends.remove(slot)
                 except ValueError:
                     pass
-
-    def record(self) -> None:
-        """Count a send that did not wait (a budget whose limit is not known yet)."""
-        with self._cond:
-            now = self._clock()
-            self._purge(now)
-            if self._sends and self._sends[-1] > now:  # keep the log sorted
-                now = self._sends[-1]
-            self._sends.append(now)
 
     def note_429(self, retry_after: float | None) -> float:
         """The organization answered 429: slow down. Returns the pause (seconds) before the

@@ -512,10 +512,8 @@ class MakeSession(Session):
             if organization_id is None:
                 return super().request(method, full, *args, **kwargs)
             budget = ratelimit.budget(organization_id)
-            if budget.limit is None:
-                budget.record()
-            else:
-                extend_deadline(budget.acquire())  # waiting for the budget is not the network
+            # waiting for the budget (or, limit unknown, for a 429's pause) is not the network
+            extend_deadline(budget.acquire())
             with ratelimit.sending_for(budget):
                 return super().request(method, full, *args, **kwargs)
         except MakeNetworkError:
@@ -531,12 +529,16 @@ class MakeSession(Session):
         """The share of each organization's API limit (``apiLimit`` requests per minute) this
         kernel uses: at most ``rate_share x apiLimit`` requests to it in any 60 seconds.
         Default ``MAKE_RATE_SHARE`` or 0.5, leaving the rest to the organization's other
-        integrations; at most 1.0. Applies to limits learned after it is set."""
+        integrations; at most 1.0. Setting it re-sizes the budgets of the organizations whose
+        limit this session knows."""
         return self._rate_share
 
     @rate_share.setter
     def rate_share(self, value: float) -> None:
         self._rate_share = _check_share(value, "rate_share")
+        for org in list(self._zone_map.orgs.values()):
+            if org.api_limit is not None and ratelimit.budget(org.id).configured_limit:
+                self._apply_limit(org.id, org.api_limit)
 
     def rate_limit(self, organization_id: int, per_minute: int) -> None:
         """Tell the package an organization's API limit (its ``apiLimit``, requests per

@@ -94,6 +94,15 @@ def test_429_slows_the_budget_and_pauses_it():
     assert budget.limit == 6
 
 
+def test_a_429_pauses_a_budget_whose_limit_is_unknown():
+    budget = Budget(1)
+    budget.acquire()
+    budget.note_429(0.3)
+    start = time.monotonic()
+    budget.acquire()
+    assert time.monotonic() - start >= 0.25 and budget.limit is None
+
+
 def test_eta_counts_what_the_window_still_holds():
     budget = Budget(1, limit=2, window=10.0)
     assert budget.eta(2) == 0
@@ -132,6 +141,8 @@ def test_api_limit_is_fetched_once_when_a_listing_starts(zoned_sandbox, zoned_lo
     assert ratelimit.known(4).limit == 30  # Stark Labs: Core, apiLimit 60, share 0.5
     make.rate_limit(4, 10)
     assert ratelimit.known(4).limit == 5
+    make.rate_share = 0.8  # re-sizes the budgets it knows
+    assert ratelimit.known(4).limit == 8
 
 
 def test_pacing_keeps_under_the_limit_with_no_429(zoned_sandbox, zoned_login):
