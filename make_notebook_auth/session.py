@@ -105,7 +105,9 @@ class _Bearer(AuthBase):
         self.session = session
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self.session.takes_token(request.url or ""):
+        # An Authorization header the caller set (a Make API token, say) is theirs to send.
+        if "Authorization" not in request.headers and self.session.takes_token(
+                request.url or ""):
             request.headers["Authorization"] = Secret("Bearer " + self.session.access_token())
         return request
 
@@ -322,10 +324,13 @@ class MakeSession(Session):
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest,
                      response: requests.Response) -> None:
-        """On a redirect: the bearer follows only to a URL that takes it (same rule)."""
-        prepared_request.headers.pop("Authorization", None)
+        """On a redirect: an Authorization header follows only to a URL under an API base
+        (requests itself keeps it on any redirect to the same host)."""
+        sent = prepared_request.headers.pop("Authorization", None)
         if self.takes_token(prepared_request.url or ""):
-            prepared_request.headers["Authorization"] = Secret("Bearer " + self.access_token())
+            own = sent is not None and not isinstance(sent, Secret)  # the caller's, kept
+            prepared_request.headers["Authorization"] = sent if own else \
+                Secret("Bearer " + self.access_token())
 
     # -- tokens ---------------------------------------------------------------------------
 

@@ -96,6 +96,12 @@ def test_relative_paths_carry_the_bearer():
     assert catch.sent[-1] == (ZONE + "users/me", "Bearer made-up-token")
 
 
+def test_an_authorization_header_of_the_callers_own_is_kept():
+    session, catch = zone_session()
+    session.get("users/me", headers={"Authorization": "Token api-token-1"})
+    assert catch.sent[-1][1] == "Token api-token-1"
+
+
 def test_prepared_requests_follow_the_same_rule():
     session, _ = zone_session()
     bad = session.prepare_request(
@@ -215,6 +221,10 @@ def test_redirects_keep_the_bearer_only_under_the_base(scripted_api, token_sessi
     make.get("to-inside")
     assert api.requests[-1].path == "/api/v2/users/me"
     assert api.requests[-1].headers.get("Authorization") == "Bearer made-up-token"
+    make.get("to-other-port", headers={"Authorization": "Token own-api-token"})
+    assert other.requests[-1].headers.get("Authorization") is None
+    make.get("to-inside", headers={"Authorization": "Token own-api-token"})
+    assert api.requests[-1].headers.get("Authorization") == "Token own-api-token"
 
 
 # --- the session object -------------------------------------------------------------------
