@@ -300,7 +300,7 @@ def call(
     if 300 <= resp.status_code < 400:
         raise ProviderResponseError(
             endpoint, url, f"it answered with a redirect (HTTP {resp.status_code}), which is "
-            "not followed: nothing was sent on. Check the issuer setting (MAKE_ISSUER)"
+            "not followed: nothing was sent on"
         )
     return resp
 

@@ -116,13 +116,16 @@ class ProviderResponseError(MakeAuthError):
     """The authorization server's answer could not be used (a redirect, too large, not the
     JSON expected, ...). ``endpoint`` names the endpoint."""
 
-    def __init__(self, endpoint: str, url: str | None, reason: str) -> None:
+    DEFAULT_HINT = "Try again; if it persists, check the issuer setting (MAKE_ISSUER)."
+
+    def __init__(self, endpoint: str, url: str | None, reason: str,
+                 hint: str | None = None) -> None:
         self.endpoint = endpoint
         self.url = safe_url(url) if url else None
         where = f" at {self.url}" if self.url else ""
         super().__init__(
-            f"Make's {endpoint} endpoint{where} gave an unusable answer: {reason}. The login "
-            "cannot go on with it; try again, and if it persists check MAKE_ISSUER."
+            f"Make's {endpoint} endpoint{where} gave an unusable answer: {reason.rstrip('.')}. "
+            + (hint or self.DEFAULT_HINT)
         )
 
 

@@ -55,6 +55,7 @@ from .errors import (
     MakeError,
     MakeNetworkError,
     NotLoggedInError,
+    ProviderResponseError,
     RevocationWarning,
     TokenEndpointError,
 )
@@ -285,7 +286,8 @@ class MakeSession(Session):
                         # only Make's zones (or the loopback zones passed as zones=) get here
                         resp = Session.request(
                             self, "GET", base + "users/me", timeout=PROBE_TIMEOUT,
-                            allow_redirects=False, headers={"Authorization": "Bearer " + token})
+                            allow_redirects=False,
+                            headers={"Authorization": Secret("Bearer " + token)})
                 except NETWORK_ERRORS:
                     tried.append(f"{host}: no answer")
                     continue
@@ -706,14 +708,12 @@ class MakeSession(Session):
             else:
                 hint = ("Try again later; if it persists, check the issuer setting "
                         "(MAKE_ISSUER).")
-            raise MakeAuthError(
-                f"Make's userinfo endpoint answered HTTP {resp.status_code}. {hint}"
-            )
+            raise ProviderResponseError("userinfo", endpoint,
+                                        f"it answered HTTP {resp.status_code}", hint)
         sub = self.id_claims.get("sub")
         if sub is not None and body.get("sub") != sub:
-            raise MakeAuthError(
-                "Make's userinfo names another user than the ID token; refusing the answer."
-            )
+            raise ProviderResponseError(
+                "userinfo", endpoint, "it names another user than the ID token; refused")
         return body
 
     # -- logout ---------------------------------------------------------------------------
