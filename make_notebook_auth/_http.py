@@ -291,16 +291,18 @@ def call(
             reason = f"no complete answer within {seconds:g} s"
     # Raised here, outside the ``except`` block: the error carries no chain to requests'
     # frames (whose locals hold the request body).
+    answered = resp.status_code if resp is not None else None
     if reason is not None or resp is None:
-        raise MakeNetworkError(endpoint, url, reason or "no answer")
+        raise MakeNetworkError(endpoint, url, reason or "no answer", answered=answered)
     if too_large:
         raise ProviderResponseError(
-            endpoint, url, f"its answer is larger than {MAX_ANSWER_BYTES // 1024} kB"
+            endpoint, url, f"its answer is larger than {MAX_ANSWER_BYTES // 1024} kB",
+            answered=answered,
         )
     if 300 <= resp.status_code < 400:
         raise ProviderResponseError(
             endpoint, url, f"it answered with a redirect (HTTP {resp.status_code}), which is "
-            "not followed: nothing was sent on"
+            "not followed: nothing was sent on", answered=answered,
         )
     return resp
 

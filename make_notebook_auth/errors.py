@@ -116,12 +116,15 @@ class ProviderResponseError(MakeAuthError):
     """The authorization server's answer could not be used (a redirect, too large, not the
     JSON expected, ...). ``endpoint`` names the endpoint."""
 
+    answered: int | None = None
+
     DEFAULT_HINT = "Try again; if it persists, check the issuer setting (MAKE_ISSUER)."
 
     def __init__(self, endpoint: str, url: str | None, reason: str,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, *, answered: int | None = None) -> None:
         self.endpoint = endpoint
         self.url = safe_url(url) if url else None
+        self.answered = answered  # the HTTP status of the unusable answer, when known
         where = f" at {self.url}" if self.url else ""
         super().__init__(
             f"Make's {endpoint} endpoint{where} gave an unusable answer: {reason.rstrip('.')}. "
@@ -230,12 +233,15 @@ class MakeNetworkError(MakeError, requests.ConnectionError):
     """An endpoint (the API's or the login's) could not be reached, or did not answer in time.
 
     Also a ``requests.ConnectionError``, so code written for plain ``requests`` still catches
-    it from ``session.get(...)``.
+    it from ``session.get(...)``. ``answered`` is the HTTP status when the answer had begun
+    (its body was then cut off), else None.
     """
 
-    def __init__(self, endpoint: str, url: str, reason: str) -> None:
+    def __init__(self, endpoint: str, url: str, reason: str, *,
+                 answered: int | None = None) -> None:
         self.endpoint = endpoint
         self.url = safe_url(url)
+        self.answered = answered
         super().__init__(
             f"Could not reach Make's {endpoint} endpoint at {self.url}: {reason}. "
             "Check the network connection (or proxy / REQUESTS_CA_BUNDLE) and try again."

@@ -99,6 +99,22 @@ def _env_rate_share() -> float:
     return _check_share(value, RATE_SHARE_ENV) if value else ratelimit.DEFAULT_RATE_SHARE
 
 
+def _spent(failure: MakeError | None) -> bool:
+    """True when a refresh failed after the provider answered it successfully (HTTP 2xx):
+    the provider may have spent (rotated) the refresh token that was sent."""
+    if isinstance(failure, tokens.TokenAnswerError):
+        return True
+    answered = getattr(failure, "answered", None)
+    return not isinstance(failure, TokenEndpointError) and isinstance(answered, int) and \
+        200 <= answered < 300
+
+
+def _why(failure: MakeError) -> str:
+    if isinstance(failure, TokenEndpointError) and failure.error_description:
+        return failure.error_description
+    return "its body was cut off or too large"
+
+
 class _Bearer(AuthBase):
     """Adds the access token to a prepared request whose URL is under a trusted API base."""
 
@@ -441,34 +457,38 @@ class MakeSession(Session):
 
     def _refresh_once(self, token: dict[str, Any]) -> None:
         meta = self._require_metadata()
-        failure: TokenEndpointError | None = None
+        failure: MakeError | None = None
         try:
             new = tokens.refresh(self.config, meta.token_endpoint, token["refresh_token"])
-        except TokenEndpointError as exc:
+        except MakeError as exc:
             failure = exc
         # Raised below, outside the except block: no chain to the frames under the call.
-        if isinstance(failure, tokens.TokenAnswerError):
-            # A successful answer we cannot use: the provider may have spent the refresh
-            # token. Never send it again: keep the rotated one if the answer held one, else
-            # the login ends here (the access token stays usable until it expires).
-            if failure.rotated:
+        if _spent(failure):
+            # A successful answer we cannot use (unreadable, cut off, too large): the provider
+            # may have spent the refresh token. Never send it again: keep the rotated one if
+            # the answer held one, else the login ends here (the access token stays usable
+            # until it expires).
+            assert failure is not None
+            rotated = getattr(failure, "rotated", None)
+            if rotated:
                 kept = tokens.Token(token)
-                kept["refresh_token"] = failure.rotated
+                kept["refresh_token"] = rotated
                 self.token = kept
                 self._notify_token()
                 raise failure
             self._drop_refresh_token(token)
             raise LoginExpiredError(
-                self.profile, f"Make's answer to the token refresh could not be used "
-                f"({failure.error_description}), and the refresh token may be spent."
+                self.profile, "Make's answer to the token refresh could not be used "
+                f"({_why(failure)}), and the refresh token may be spent."
             )
-        if failure is not None:
+        if isinstance(failure, TokenEndpointError):
             if failure.error in ("invalid_grant", "invalid_token"):
                 # The grant is gone: drop the dead refresh token so no other thread retries it.
                 self._drop_refresh_token(token)
                 raise LoginExpiredError(
                     self.profile, f"Make refused the refresh token ({failure.error})."
                 )
+        if failure is not None:
             raise failure
         if "refresh_token" not in new:  # not rotated: keep the one we have
             new["refresh_token"] = token["refresh_token"]

@@ -596,3 +596,41 @@ def test_provider_errors_are_make_errors():
     assert issubclass(TokenEndpointError, ProviderResponseError)
     assert issubclass(IDTokenError, ProviderResponseError)
     assert issubclass(ProviderResponseError, MakeError)
+
+
+@pytest.mark.parametrize("cut", ["trickle", "flood"])
+def test_refresh_answer_cut_off_after_success_ends_the_login(hostile, monkeypatch, cut):
+    # HTTP 200 arrived, then the body never completed (deadline) or was too large: the
+    # provider may have rotated the refresh token, so the old one is never sent again.
+    from fixtures_hostile import flood, trickle
+
+    from make_notebook_auth import _http
+
+    _, session = login(hostile)
+    monkeypatch.setattr(_http, "AUTH_DEADLINE", 2.0)
+    action = trickle(0.3) if cut == "trickle" else flood()
+    hostile.raw = lambda m, p, f: action if p == "/oauth/v2/token" else None
+    with pytest.raises(LoginExpiredError, match="may be spent"):
+        session.refresh()
+    hostile.raw = None
+    _expire_now(session)
+    with pytest.raises(LoginExpiredError):
+        session.access_token()
+    assert len(hostile.refresh_calls()) == 1
+
+
+def test_refresh_that_never_got_an_answer_can_be_tried_again(hostile, monkeypatch):
+    from make_notebook_auth import MakeNetworkError, _http
+
+    _, session = login(hostile)
+    monkeypatch.setattr(_http, "AUTH_DEADLINE", 2.0)
+
+    def silent(handler):  # not even a status line: nothing was answered
+        time.sleep(4)
+
+    hostile.raw = lambda m, p, f: silent if p == "/oauth/v2/token" else None
+    with pytest.raises(MakeNetworkError):
+        session.refresh()
+    hostile.raw = None
+    session.refresh()
+    assert len(hostile.refresh_calls()) == 2
