@@ -117,13 +117,15 @@ class ConsoleLogin(LoginView):
         self._print(f"    {request.url}")
         redirect = self.auth.config.redirect_uri
         if controller.listener is not None:
-            self._print("This session then completes by itself (listening on "
-                        f"127.0.0.1:{controller.listener.port}). If the browser shows an error "
+            self._print("This session then completes by itself "
+                        f"({controller.listener.where}). If the browser shows an error "
                         "page instead, copy the whole address from its address bar and paste "
                         "it below.")
             return
         if controller.busy_port is not None:
             self._print(busy_port_message(controller.busy_port, "below"))
+        elif controller.capture_error is not None:
+            self._print(f"{controller.capture_error} below.")
         self._print(f"You land on an address starting with {redirect}?code= (the page may "
                     "show an error: that is fine). Copy the whole address from the "
                     "browser's address bar and paste it below.")

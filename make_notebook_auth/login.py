@@ -18,6 +18,7 @@ import threading
 from .auth import MakeAuth
 from .errors import MakeError
 from .flow import AuthorizationRequest
+from .hubrelay import HubRelay, hub_target
 from .loopback import DEFAULT_TIMEOUT, LoopbackListener, loopback_target
 from .session import MakeSession
 
@@ -83,8 +84,9 @@ class LoginController:
         self.service = service
         self.state = PENDING
         self.request: AuthorizationRequest | None = None
-        self.listener: LoopbackListener | None = None
+        self.listener: LoopbackListener | HubRelay | None = None
         self.busy_port: int | None = None  # the redirect port, when another process holds it
+        self.capture_error: str | None = None  # why the hub service could not wait for it
         self.last_error: str | None = None
         self._lock = threading.RLock()
         self._states: set[str] = set()
@@ -196,8 +198,12 @@ class LoginController:
 
     def _start_listener(self) -> None:
         self.busy_port = None
+        self.capture_error = None
+        if not self.listen:
+            return
         target = loopback_target(self.auth.config.redirect_uri)
-        if not self.listen or target is None:
+        if target is None:
+            self._start_hub_relay()
             return
         listener = LoopbackListener(
             self.auth.config.redirect_uri,
@@ -211,6 +217,31 @@ class LoginController:
             self.listener = listener
         else:
             self.busy_port = target.port
+
+    def _start_hub_relay(self) -> None:
+        # On JupyterHub, with the make-login service's callback as the redirect URI: the
+        # service hands the browser's reply to this kernel (hubrelay.py).
+        redirect_uri = self.auth.config.redirect_uri
+        target = hub_target(redirect_uri)
+        if target is None or self.request is None:
+            return
+        relay = HubRelay(
+            redirect_uri,
+            self.request.state,
+            target=target,
+            is_pending=self._is_ours,
+            complete=self._complete_from_browser,
+            on_done=self._listener_done,
+            timeout=self.listen_timeout,
+        )
+        if relay.start():
+            self.listener = relay
+        else:
+            self.capture_error = (
+                f"Paste mode: JupyterHub's make-login service cannot wait for this login "
+                f"({relay.start_error}). After approving, copy the whole address from the "
+                "browser's address bar and paste it"
+            )
 
     def _stop_listener(self) -> None:
         listener, self.listener = self.listener, None

@@ -279,6 +279,11 @@ class LoopbackListener:
         return self.target.port
 
     @property
+    def where(self) -> str:
+        """How the reply is caught, for a status line."""
+        return f"listening on {LISTEN_HOST}:{self.target.port}"
+
+    @property
     def listening(self) -> bool:
         return self._server is not None and self.outcome is None
 

@@ -287,11 +287,13 @@ class LoginPanel(widgets.VBox, LoginView):
         self.restart.disabled = self.paste.disabled = self.submit.disabled = False
         if controller.listener is not None:
             self._set_status(
-                f"Waiting for you to approve in the browser (listening on 127.0.0.1:"
-                f"{controller.listener.port} for the reply)\u2026", kind="info"
+                f"Waiting for you to approve in the browser ({controller.listener.where} for "
+                "the reply)\u2026", kind="info"
             )
         elif controller.busy_port is not None:
             self._set_status(busy_port_message(controller.busy_port, "below"), kind="info")
+        elif controller.capture_error is not None:
+            self._set_status(f"{controller.capture_error} below.", kind="info")
         else:
             self._set_status("Waiting for the pasted address\u2026", kind="info")
 

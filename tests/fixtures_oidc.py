@@ -91,8 +91,9 @@ def _ensure_node_modules() -> None:
 class _ProviderProcess:
     """The Node process, its output, and its teardown."""
 
-    def __init__(self, short_ttl: int = SHORT_TTL) -> None:
+    def __init__(self, short_ttl: int = SHORT_TTL, extra_redirect_uris: tuple[str, ...] = ()) -> None:
         self.short_ttl = short_ttl
+        self.extra_redirect_uris = extra_redirect_uris
         self.confidential_secret = secrets.token_urlsafe(32)
         self.short_confidential_secret = secrets.token_urlsafe(32)
         self.resource_server_secret = secrets.token_urlsafe(32)
@@ -138,7 +139,7 @@ class _ProviderProcess:
             CONFIDENTIAL_CLIENT_SECRET=self.confidential_secret,
             SHORT_CONFIDENTIAL_CLIENT_SECRET=self.short_confidential_secret,
             RESOURCE_SERVER_SECRET=self.resource_server_secret,
-            REDIRECT_URIS=",".join(REGISTERED_REDIRECT_URIS),
+            REDIRECT_URIS=",".join((*REGISTERED_REDIRECT_URIS, *self.extra_redirect_uris)),
             EXIT_WITH_STDIN="1",
             NODE_ENV="test",
         )
