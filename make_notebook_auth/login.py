@@ -18,7 +18,7 @@ import threading
 from .auth import MakeAuth
 from .errors import MakeError
 from .flow import AuthorizationRequest
-from .hubrelay import HubRelay, hub_target
+from .hubrelay import HubRelay, HubTarget, hub_target
 from .loopback import DEFAULT_TIMEOUT, LoopbackListener, loopback_target
 from .session import MakeSession
 
@@ -201,9 +201,12 @@ class LoginController:
         self.capture_error = None
         if not self.listen:
             return
+        hub = hub_target(self.auth.config.redirect_uri)
+        if hub is not None:  # checked first: a hub on loopback (tests) is not our port
+            self._start_hub_relay(hub)
+            return
         target = loopback_target(self.auth.config.redirect_uri)
         if target is None:
-            self._start_hub_relay()
             return
         listener = LoopbackListener(
             self.auth.config.redirect_uri,
@@ -218,12 +221,11 @@ class LoginController:
         else:
             self.busy_port = target.port
 
-    def _start_hub_relay(self) -> None:
+    def _start_hub_relay(self, target: HubTarget) -> None:
         # On JupyterHub, with the make-login service's callback as the redirect URI: the
         # service hands the browser's reply to this kernel (hubrelay.py).
         redirect_uri = self.auth.config.redirect_uri
-        target = hub_target(redirect_uri)
-        if target is None or self.request is None:
+        if self.request is None:
             return
         relay = HubRelay(
             redirect_uri,

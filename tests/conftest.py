@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-pytest_plugins = ["fixtures_oidc", "fixtures_sandbox", "fixtures_hostile", "fixtures_api"]
+pytest_plugins = ["fixtures_oidc", "fixtures_sandbox", "fixtures_hostile", "fixtures_api",
+                  "fixtures_hub"]
 
 PROVIDERS = ["oidc-provider", "sandbox"]
 

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from fixtures_oidc import _make_authorize, _ProviderProcess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -91,7 +91,8 @@ def _ensure_node_modules() -> None:
 class _ProviderProcess:
     """The Node process, its output, and its teardown."""
 
-    def __init__(self, short_ttl: int = SHORT_TTL, extra_redirect_uris: tuple[str, ...] = ()) -> None:
+    def __init__(self, short_ttl: int = SHORT_TTL,
+                 extra_redirect_uris: tuple[str, ...] = ()) -> None:
         self.short_ttl = short_ttl
         self.extra_redirect_uris = extra_redirect_uris
         self.confidential_secret = secrets.token_urlsafe(32)
