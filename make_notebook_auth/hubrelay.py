@@ -116,6 +116,8 @@ class HubRelay:
         self.outcome: str | None = None
         self.error: BaseException | None = None
         self.start_error: str | None = None  # why start() returned False
+        self._forget_lock = threading.Lock()
+        self._forgotten = False
 
     def __repr__(self) -> str:
         state = "listening" if self.listening else (self.outcome or "not started")
@@ -153,8 +155,14 @@ class HubRelay:
 
     def stop(self, wait: float = 2.0) -> None:
         """Stop waiting (the service forgets the state; a no-op when already stopped)."""
+        first = not self._stop.is_set()
         self._stop.set()
         thread = self._thread
+        if first and thread is not None and thread.is_alive():
+            # Tell the service now (which also ends the pending poll), without blocking the
+            # caller on the network.
+            threading.Thread(target=self._forget, name="make-login-hub-forget",
+                             daemon=True).start()
         if thread is not None and thread is not threading.current_thread():
             thread.join(wait)
 
@@ -233,6 +241,10 @@ class HubRelay:
         return "completed"
 
     def _forget(self) -> None:
+        with self._forget_lock:
+            if self._forgotten:
+                return
+            self._forgotten = True
         try:
             self._call("DELETE", f"pending?state={quote(self.state, safe='')}", deadline=5.0)
         except MakeError:

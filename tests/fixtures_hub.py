@@ -9,7 +9,8 @@ The ``hub`` fixture (one per session) starts, on free ports:
   ``SimpleLocalProcessSpawner`` (each user's home a temp folder; JupyterLab as the single-user
   app) and ``make_notebook_auth.hub.configure(c, url=...)``: exactly what the README tells an
   admin to write. A ``tester`` service holds a token that may create user tokens (``tokens``),
-  so tests can act as a user's kernel without spawning one.
+  so tests can act as a user's kernel without spawning one; it may also access the
+  service (a service's token must still be refused: only users' kernels register logins).
 
 Single-user servers and the service see the worktree on ``PYTHONPATH`` and the provider through
 ``MAKE_ISSUER``/``MAKE_CLIENT_ID``/``MAKE_REDIRECT_URI``. The hub's combined log (hub, proxy,
@@ -98,6 +99,12 @@ class HubHandle:
         except OSError:
             return ""
 
+    def log_summary(self, limit: int = 6000) -> str:
+        """The log without the proxy's noise while the hub starts."""
+        lines = [ln for ln in self.log_text().splitlines()
+                 if "ConfigProxy" not in ln and not ln.startswith((" ", "}"))]
+        return "\n".join(lines)[-limit:]
+
     def api(self, method: str, path: str, **kw) -> requests.Response:
         return plain_session().request(
             method, f"{self.url}hub/api/{path}", timeout=30,
@@ -166,7 +173,8 @@ def _config(*, port: int, hub_port: int, proxy_api: int, service_port: int, pass
         c.JupyterHub.services = [{{"name": "tester", "api_token": {tester_token!r}}}]
         c.JupyterHub.load_roles = [
             {{"name": "tester", "services": ["tester"],
-              "scopes": ["tokens", "admin:servers", "read:users"]}},
+              "scopes": ["tokens", "admin:servers", "read:users",
+                         "access:services!service=make-login"]}},
         ]
         configure(c, url="http://127.0.0.1:{service_port}")
     """)
@@ -181,7 +189,10 @@ def start_hub() -> HubHandle:
     path = settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     path.parent.mkdir(parents=True)
     path.write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    port, hub_port, proxy_api, service_port = (free_port() for _ in range(4))
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    port, hub_port, proxy_api, service_port = sorted(ports, key=lambda _: secrets.randbits(8))
     url = f"http://127.0.0.1:{port}/"
     callback = f"{url}services/make-login/callback"
     provider = _ProviderProcess(extra_redirect_uris=(callback,))
@@ -217,7 +228,7 @@ def start_hub() -> HubHandle:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
-            text = handle.log_text()[-6000:]
+            text = handle.log_summary()
             stop_hub(handle)
             raise RuntimeError(f"jupyterhub exited ({process.returncode}):\n{text}")
         try:
@@ -228,7 +239,7 @@ def start_hub() -> HubHandle:
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            text = handle.log_text()[-6000:]
+            text = handle.log_summary()
             stop_hub(handle)
             raise RuntimeError(f"jupyterhub did not start:\n{text}")
         time.sleep(0.3)
@@ -253,7 +264,11 @@ def hub() -> Iterator[HubHandle]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    handle = start_hub()
+    try:
+        handle = start_hub()
+    except RuntimeError as exc:  # seen once: retry, and say why in the output
+        sys.stderr.write(f"\nthe test JupyterHub did not start; starting again. {exc}\n")
+        handle = start_hub()
     try:
         yield handle
     finally:

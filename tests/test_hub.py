@@ -332,7 +332,7 @@ def test_the_api_wants_a_users_token_with_the_access_scope(hub):
     assert api(hub, "POST", "pending", "not-a-token", json={"state": S2}).status_code == 403
     narrow = hub.user_token("alice", scopes=["users:activity!user"])
     assert api(hub, "POST", "pending", narrow, json={"state": S2}).status_code == 403
-    # the hub's own service token is no user's
+    # a service's token (the tester holds the access scope) is no user's kernel
     assert api(hub, "POST", "pending", hub.tester_token, json={"state": S2}).status_code == 403
     alice = hub.user_token("alice")
     assert api(hub, "POST", "pending", alice, json={"state": S2}).status_code == 201
@@ -393,3 +393,29 @@ def test_relay_ends_when_the_service_forgets_the_state(kernel_env):
     assert relay.wait(30) == "timeout"
     assert outcomes == ["timeout"]
     assert not relay.listening
+
+
+def test_pasting_first_stops_the_relay_and_the_service_forgets_the_state(kernel_env):
+    hub = kernel_env
+    controller = LoginController(hub_auth(hub), listen_timeout=120)
+    controller.start()
+    relay = controller.listener
+    assert isinstance(relay, HubRelay)
+    reply_url = hub.authorize(controller.request.url, user="alice")
+    assert controller.finish(reply_url, source="paste")
+    assert relay.wait(10) == "stopped"
+    alice = hub.browser_login("alice")
+    late = alice.get(reply_url, timeout=30)
+    assert late.status_code == 410  # nothing kept waiting for a login that is done
+
+
+def test_oauth_errors_are_logged_without_the_query(hub):
+    browser = hub.browser_login("alice")
+    resp = browser.get(f"{hub.service}oauth_callback?code=hub-oauth-c0de-9&state=bogus",
+                       timeout=30)
+    assert resp.status_code >= 400
+    deadline = time.monotonic() + 5
+    while "GET /services/make-login/oauth_callback (" not in hub.log_text():
+        assert time.monotonic() < deadline, "the service did not log the refused request"
+        time.sleep(0.1)
+    assert "hub-oauth-c0de-9" not in hub.log_text()
