@@ -58,7 +58,7 @@ def start_login(page, server, frontend, name):
     open_notebook(page, server, frontend, name)
     run_all(page)
     panel = page.locator(".make-login-panel")
-    expect(panel).to_be_visible()
+    expect(panel).to_be_visible(timeout=60_000)  # Run All on a busy machine can be slow
     # Run All went on to the API cell: the pending session says to finish the login first.
     pending = cell(page, 2).locator(".jp-OutputArea")
     expect(pending).to_contain_text("LoginPendingError: The Make login is not finished yet")
