@@ -19,7 +19,8 @@ client secrets at each start, and accepts only tokens it issued itself. Demo use
 without a password; its data is synthetic.
 
 Clients registered (redirect URIs ``http://127.0.0.1:8765/callback``,
-``http://127.0.0.1:8766/callback``, ``https://app.example.test/callback``):
+``http://127.0.0.1:8766/callback``, ``https://app.example.test/callback``; as RFC 8252 7.3
+asks, a loopback IP redirect URI also matches on any other port):
 ``sandbox-public`` (public, PKCE S256 required), ``sandbox-confidential`` (``client_secret_post``,
 rotating refresh tokens), and the same two with short-lived access tokens:
 ``sandbox-public-short`` and ``sandbox-confidential-short``.
