@@ -46,7 +46,7 @@ from ._http import (
     failure_reason,
     json_body,
 )
-from .config import MakeConfig, parse_scopes, zones_hint
+from .config import DEFAULT_ISSUER, MakeConfig, parse_scopes, zones_hint
 from .errors import (
     LoginExpiredError,
     LoginPendingError,
@@ -292,7 +292,16 @@ class MakeSession(Session):
         with self._home_lock:
             if self._api_base:
                 return
-            bases = self._zone_candidates or [api_base_of_zone(z) for z in HOME_ZONE_ORDER]
+            bases = self._zone_candidates
+            if bases is None:
+                if self.config.issuer.rstrip("/") != DEFAULT_ISSUER:
+                    # A token from another authorization server (a sandbox, a test provider)
+                    # is never tried on Make's real zones.
+                    raise MakeConfigError(
+                        "This login's issuer is not Make's, so its zone cannot be found by "
+                        "asking Make's zones. " + zones_hint()
+                    )
+                bases = [api_base_of_zone(z) for z in HOME_ZONE_ORDER]
             token = self.access_token()
             tried = []
             for base in bases:

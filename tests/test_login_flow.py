@@ -330,10 +330,20 @@ def test_token_is_never_sent_over_plain_http_or_to_other_hosts(provider):
     assert seen == [None, None]
 
 
-def test_relative_path_without_zone_names_make_zone(provider):
+def test_relative_path_without_zone_names_make_zone(provider, monkeypatch):
     auth = MakeAuth(provider.public_client_id, issuer=provider.issuer,
                     redirect_uri=provider.redirect_uri)
     session = complete(provider, auth)
+    looked_up = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def recording_getaddrinfo(host, *args, **kwargs):
+        looked_up.append(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
     with pytest.raises(MakeConfigError, match="MAKE_ZONE") as info:
         session.get("users/me")
     assert "eu1.make.com" in str(info.value) and "us2.make.com" in str(info.value)
+    # A token from a test provider (not www.make.com) is never tried on Make's real zones.
+    assert not [h for h in looked_up if "make" in str(h)], looked_up
