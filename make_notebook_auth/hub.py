@@ -48,6 +48,7 @@ MAX_LIFETIME = 900
 DEFAULT_PER_USER = 8  # pending states one hub user may hold
 DEFAULT_MAX_PENDING = 10_000  # pending states in all
 MAX_WAIT = 25  # seconds one long poll is held open
+MAX_POLLS = 2  # long polls open at once on one state (a kernel needs one)
 MAX_BODY = 4096  # bytes of a registration
 #: The redirect's parameters that are handed on (each at most MAX_PARAM characters).
 REPLY_PARAMS = ("code", "state", "iss", "error", "error_description", "error_uri")
@@ -92,13 +93,15 @@ class _Pending:
     used: bool = False
     event: asyncio.Event | None = None
     seq: int = field(default=0)
+    polls: int = 0  # long polls waiting on this state
 
 
 class PendingStore:
     """Registered states: ``register`` (kernel), ``deliver`` (browser), ``take`` (kernel).
 
     Bounded: at most ``max_pending`` states in all and ``per_user`` per hub user (a user's
-    oldest state makes room for a new one), each for at most ``max_lifetime`` seconds. A state
+    oldest state makes room for a new one), each for at most ``max_lifetime`` seconds, with at
+    most :data:`MAX_POLLS` long polls waiting on it. A state
     is handed to its own user's kernel once; then it is remembered as used (without its reply)
     until it expires, so that a replayed reply is told so. Single-threaded (the event loop's).
     """
@@ -213,13 +216,18 @@ class PendingStore:
         if entry is None or entry.user != user or entry.used:
             raise Refused(404, "Unknown login", "No login is waiting under this state.")
         if entry.reply is None and wait > 0:
+            if entry.polls >= MAX_POLLS:
+                raise Refused(429, "Too many polls", "This state is already being waited for.")
             if entry.event is None or entry.event.is_set():
                 entry.event = asyncio.Event()
             remaining = min(wait, entry.expires - self.clock())
+            entry.polls += 1
             try:
                 await asyncio.wait_for(entry.event.wait(), timeout=max(remaining, 0))
             except asyncio.TimeoutError:
                 pass
+            finally:
+                entry.polls -= 1
             if self._live(state) is not entry:
                 raise Refused(404, "Unknown login", "No login is waiting under this state.")
         if entry.reply is None:

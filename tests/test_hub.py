@@ -167,6 +167,25 @@ def test_a_waiting_poll_gets_the_reply():
     assert parse_qs(asyncio.run(scenario()))["code"] == ["c"]
 
 
+def test_long_polls_on_one_state_are_bounded():
+    store = PendingStore(clock=time.monotonic)
+
+    async def scenario():
+        store.register("alice", S1)
+        polls = [asyncio.ensure_future(store.take("alice", S1, 10)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Refused) as third:
+            await store.take("alice", S1, 10)
+        store.deliver("alice", f"code=c&state={S1}")
+        got = await asyncio.wait_for(asyncio.gather(*polls, return_exceptions=True), 5)
+        return third.value.status, got
+
+    status, got = asyncio.run(scenario())
+    assert status == 429
+    replies = [g for g in got if isinstance(g, str)]
+    assert len(replies) == 1 and parse_qs(replies[0])["code"] == ["c"]  # handed on once
+
+
 # -- configure() -------------------------------------------------------------------------------
 
 def test_configure_adds_the_service_and_the_access_scope():
