@@ -10,6 +10,7 @@ through its login form (the real-browser test is tests/browser/test_hub_browser.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,8 +35,15 @@ class Clock:
         return self.now
 
 
+def run(coro):
+    """``asyncio.run`` in a thread of its own (Playwright's sync API may hold this thread's
+    event loop when the browser tests ran first in the same session)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=30)
+
+
 def take(store: PendingStore, user: str, state: str, wait: float = 0.0):
-    return asyncio.run(store.take(user, state, wait))
+    return run(store.take(user, state, wait))
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -164,7 +172,7 @@ def test_a_waiting_poll_gets_the_reply():
         store.deliver("alice", f"code=c&state={S1}")
         return await asyncio.wait_for(poll, 5)
 
-    assert parse_qs(asyncio.run(scenario()))["code"] == ["c"]
+    assert parse_qs(run(scenario()))["code"] == ["c"]
 
 
 def test_long_polls_on_one_state_are_bounded():
@@ -180,7 +188,7 @@ def test_long_polls_on_one_state_are_bounded():
         got = await asyncio.wait_for(asyncio.gather(*polls, return_exceptions=True), 5)
         return third.value.status, got
 
-    status, got = asyncio.run(scenario())
+    status, got = run(scenario())
     assert status == 429
     replies = [g for g in got if isinstance(g, str)]
     assert len(replies) == 1 and parse_qs(replies[0])["code"] == ["c"]  # handed on once
