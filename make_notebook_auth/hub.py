@@ -486,8 +486,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = urlsplit(service_url)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
-    store = PendingStore(lifetime=args.lifetime, per_user=args.per_user,
-                         max_pending=args.max_pending)
+    # --lifetime is also the most a kernel may ask for (kernels ask for their listen timeout).
+    store = PendingStore(lifetime=args.lifetime, max_lifetime=args.lifetime,
+                         per_user=args.per_user, max_pending=args.max_pending)
     app = make_app(store, prefix)
     app.listen(parts.port or 80, address=parts.hostname or "127.0.0.1",
                max_body_size=64 * 1024, max_buffer_size=64 * 1024)
