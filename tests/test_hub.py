@@ -446,3 +446,11 @@ def test_oauth_errors_are_logged_without_the_query(hub):
         assert time.monotonic() < deadline, "the service did not log the refused request"
         time.sleep(0.1)
     assert "hub-oauth-c0de-9" not in hub.log_text()
+
+
+def test_a_kernel_cannot_ask_for_more_than_the_services_lifetime(hub):
+    alice = hub.user_token("alice")
+    resp = api(hub, "POST", "pending", alice, json={"state": "F" * 43, "lifetime": 3600})
+    assert resp.status_code == 201
+    assert resp.json()["lifetime"] == 300  # configure()'s default lifetime, 5 minutes
+    api(hub, "DELETE", f"pending?state={'F' * 43}", alice)
