@@ -41,6 +41,7 @@ from .errors import (
     SkippedWarning,
     StateMismatchError,
     TokenEndpointError,
+    UnattendedLoginError,
 )
 from .flow import AuthorizationRequest
 from .session import MakeSession
@@ -95,6 +96,7 @@ __all__ = [
     "SkippedWarning",
     "StateMismatchError",
     "TokenEndpointError",
+    "UnattendedLoginError",
     "__version__",
     "get_session",
     "logout",

@@ -97,9 +97,13 @@ def logout(profile: str = "default") -> bool:
 
 
 def userinfo_frame(profile: str | None = None) -> pd.DataFrame:
-    """A DataFrame of OIDC userinfo: one row per logged-in profile (or just ``profile``)."""
+    """A DataFrame of OIDC userinfo: one row per logged-in profile (or just ``profile``).
+
+    A login with an API token has no OpenID Connect: its row has the same claims, read from
+    the API's ``users/me``. The ``source`` column says which (``OIDC userinfo`` or
+    ``users/me (API token)``)."""
     from .frames import userinfo_frame as frame
 
     names = [profile] if profile is not None else registry.profiles()
     sessions = [get_session(name) for name in names]
-    return frame({s.profile: s.userinfo() for s in sessions})
+    return frame({s.profile: {**s.userinfo(), "source": s.userinfo_source} for s in sessions})

@@ -22,6 +22,7 @@ from .errors import (
     IDTokenError,
     IssuerMismatchError,
     LoginExpiredError,
+    MakeConfigError,
     MakeError,
     RememberedLoginWarning,
     StateMismatchError,
@@ -92,6 +93,42 @@ class MakeAuth:
         self.session = self._new_session()  # pending until finish() succeeds
         if self.remember:
             self._restore_quietly()
+
+    @classmethod
+    def from_api_token(
+        cls,
+        token: str | None = None,
+        *,
+        zone: str | None = None,
+        api_url: str | None = None,
+        profile: str = "default",
+    ) -> MakeSession:
+        """A logged-in ``MakeSession`` that sends a Make API token (``Authorization: Token
+        ...``) instead of an OAuth access token: no browser, no client, no refresh.
+
+        >>> make = MakeAuth.from_api_token(zone="eu1")   # the token from MAKE_API_TOKEN
+        >>> make.json("users/me")
+
+        ``token`` defaults to ``MAKE_API_TOKEN`` (in Colab, also its secret of that name).
+        A zone (``zone``/``MAKE_ZONE``) or API base (``api_url``/``MAKE_API_URL``) is needed:
+        an API token is made in one zone. Everything else is as for an OAuth login: relative
+        paths, ``json``/``paginate``/``frame``, retries, zones, profiles, and the same host
+        rules (the token never goes to webhooks, look-alike hosts or other ports).
+        ``logout()`` forgets it in this kernel; revoke it in your Make profile.
+        """
+        from .config import API_TOKEN_ENV, colab_hint, setting
+
+        source = "The API token"
+        if token is None:
+            token = setting(API_TOKEN_ENV)
+            source = API_TOKEN_ENV
+            if token is None:
+                raise MakeConfigError(
+                    f"No Make API token: {API_TOKEN_ENV} is not set. Create one in your Make "
+                    f"profile (API access), then set {API_TOKEN_ENV} in the environment the "
+                    "kernel starts with (never in the notebook)." + colab_hint())
+        config = MakeConfig.for_api_token(zone=zone, api_url=api_url, profile=profile)
+        return MakeSession(config).use_api_token(token, source=source)
 
     def __repr__(self) -> str:
         kind = "confidential" if self.config.confidential else "public"

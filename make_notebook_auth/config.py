@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ DEFAULT_SCOPES = (
     "dlqs:read",
 )
 
+API_TOKEN_ENV = "MAKE_API_TOKEN"
 ENV_VARS = (
     "MAKE_CLIENT_ID",
     "MAKE_CLIENT_SECRET",
@@ -43,7 +44,90 @@ ENV_VARS = (
     "MAKE_ZONE",
     "MAKE_ISSUER",
     "MAKE_API_URL",
+    API_TOKEN_ENV,
 )
+
+
+class ColabSecrets(Mapping[str, str]):
+    """The ``MAKE_*`` settings kept in Colab's secrets (``google.colab.userdata``), read-only.
+
+    ``get(name)`` asks ``userdata.get(name)`` once per name: a secret that does not exist
+    (``SecretNotFoundError``) or that this notebook was not granted (``NotebookAccessError``)
+    is unset; the names denied are kept in ``denied`` for error messages."""
+
+    def __init__(self, userdata: object) -> None:
+        self._userdata = userdata
+        self._seen: dict[str, str | None] = {}
+        self.denied: set[str] = set()
+
+    def _lookup(self, name: str) -> str | None:
+        if name not in ENV_VARS:
+            return None
+        if name not in self._seen:
+            value: str | None = None
+            try:
+                got = self._userdata.get(name)  # type: ignore[attr-defined]
+                value = got if isinstance(got, str) else None
+            except Exception as exc:  # noqa: BLE001 - Colab's errors are its own classes
+                if type(exc).__name__ == "NotebookAccessError":
+                    self.denied.add(name)
+                elif type(exc).__name__ != "SecretNotFoundError":
+                    raise MakeConfigError(
+                        f"Colab's secrets could not be read ({type(exc).__name__}).") from None
+            self._seen[name] = value
+        return self._seen[name]
+
+    def __getitem__(self, name: str) -> str:
+        value = self._lookup(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n in ENV_VARS if self._lookup(n) is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def hint(self) -> str:
+        """A sentence naming the secrets this notebook may not read, or ''."""
+        if not self.denied:
+            return ""
+        return (" Colab's secrets " + ", ".join(sorted(self.denied)) + " exist but this "
+                "notebook has no access to them: allow it in Colab's Secrets panel (the key "
+                "icon), then run the cell again.")
+
+
+_colab: ColabSecrets | None = None
+
+
+def settings_source(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """Where the ``MAKE_*`` settings come from: ``environ`` (default ``os.environ``); in Colab,
+    when the environment holds none of them, Colab's secrets (:class:`ColabSecrets`)."""
+    global _colab
+    if environ is not None:
+        return environ
+    env = os.environ
+    if any(env.get(name, "").strip() for name in ENV_VARS):
+        return env
+    if _colab is None:
+        try:
+            from google.colab import userdata  # type: ignore[import-not-found]
+        except ImportError:
+            return env
+        _colab = ColabSecrets(userdata)
+    return _colab
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """One ``MAKE_*`` setting (stripped) from :func:`settings_source`, or None when unset."""
+    value = settings_source(environ).get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def colab_hint(environ: Mapping[str, str] | None = None) -> str:
+    source = settings_source(environ)
+    return source.hint() if isinstance(source, ColabSecrets) else ""
 
 _HOW_TO_GET_A_CLIENT = (
     "Request an OAuth 2.0 client from Make (developer docs: 'Requesting an OAuth 2.0 "
@@ -173,6 +257,35 @@ class MakeConfig:
         return "openid" in self.scopes
 
     @classmethod
+    def for_api_token(
+        cls,
+        *,
+        zone: str | None = None,
+        api_url: str | None = None,
+        profile: str = "default",
+        environ: Mapping[str, str] | None = None,
+    ) -> MakeConfig:
+        """Settings of a login with a Make API token: no client, but a zone or API base is
+        required (an API token belongs to one zone)."""
+        zone_value = (zone or "").strip() or None
+        api = (api_url or "").strip() or None
+        if not api and not zone_value:  # arguments win over the environment
+            zone_value = setting("MAKE_ZONE", environ)
+            api = setting("MAKE_API_URL", environ)
+        if api:
+            api = _normalise_api_url(api)
+        elif zone_value:
+            api = api_base_for_zone(zone_value)
+        else:
+            raise MakeConfigError(
+                "An API token belongs to one Make zone, and none is set. " + zones_hint()
+                + colab_hint(environ))
+        if not profile or not str(profile).strip():
+            raise MakeConfigError("The profile name must not be empty.")
+        return cls(client_id="", scopes=(), zone=zone_value, api_url=api,
+                   profile=str(profile).strip())
+
+    @classmethod
     def resolve(
         cls,
         client_id: str | None = None,
@@ -186,7 +299,7 @@ class MakeConfig:
         profile: str = "default",
         environ: Mapping[str, str] | None = None,
     ) -> MakeConfig:
-        env = os.environ if environ is None else environ
+        env = settings_source(environ)
 
         def pick(value: str | None, name: str) -> str | None:
             if value is not None and str(value).strip():
@@ -197,7 +310,7 @@ class MakeConfig:
         cid = pick(client_id, "MAKE_CLIENT_ID")
         if not cid:
             raise MissingClientIdError("No Make OAuth client id: MAKE_CLIENT_ID is not set. "
-                                       + _HOW_TO_GET_A_CLIENT)
+                                       + _HOW_TO_GET_A_CLIENT + colab_hint(environ))
         secret = pick(client_secret, "MAKE_CLIENT_SECRET")
         scope_list = parse_scopes(scopes) if scopes is not None else []
         if not scope_list:

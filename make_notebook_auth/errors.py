@@ -216,6 +216,11 @@ class LoginPendingError(NotLoggedInError):
         )
 
 
+class UnattendedLoginError(MakeAuthError):
+    """Nobody can complete a browser login here (papermill, nbclient, a scheduler) and no
+    remembered login or API token was found; the message says how to run unattended."""
+
+
 class LoginExpiredError(MakeAuthError):
     """The access token expired and cannot be refreshed."""
 

@@ -35,16 +35,17 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from . import registry
 from .api import userinfo_frame
 from .auth import MakeAuth
-from .config import MakeConfig
+from .config import API_TOKEN_ENV, MakeConfig, setting
 from .console import ConsoleLogin
-from .errors import MakeError
+from .errors import MakeError, UnattendedLoginError
 from .loopback import loopback_target, port_is_free
 from .session import MakeSession
+from .unattended import headless_reason, how_to_run_unattended
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .widget import LoginPanel
+    from .widget import ApiTokenPanel, LoginPanel
 
 SANDBOX_REDIRECT_URIS = ("http://127.0.0.1:8765/callback", "http://127.0.0.1:8766/callback")
 SANDBOX = "the Make sandbox"
@@ -81,6 +82,20 @@ def _parse(magic: Callable[..., Any], line: str) -> Any:
     except ValueError as exc:
         raise UsageError(f"The options could not be read ({exc}): check the quotes.") from None
     return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
+
+
+def _looks_like_a_token(line: str) -> bool:
+    """``--api-token <value>``: a value after the flag would be saved in the notebook."""
+    try:
+        argv = shlex.split(line)
+    except ValueError:
+        return False
+    for i, arg in enumerate(argv):
+        if arg.startswith("--api-token="):
+            return True
+        if arg == "--api-token" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            return True
+    return False
 
 
 def _finish_hint(profile: str) -> str:
@@ -141,7 +156,7 @@ class Context:
         self.input_func = input_func
         self.auths: dict[str, MakeAuth] = {}
         # The login panel or text login of each profile: its listener may outlive the cell.
-        self.views: dict[str, LoginPanel | ConsoleLogin] = {}
+        self.views: dict[str, LoginPanel | ConsoleLogin | ApiTokenPanel] = {}
 
     # -- output ----------------------------------------------------------------------------
 
@@ -171,18 +186,28 @@ class Context:
         widget: bool = True,
         listen: bool = True,
         force: bool = False,
+        api_token: bool = False,
         **settings: Any,
     ) -> MakeSession:
         """Start a login for ``profile`` and return its (pending) ``MakeSession``.
 
         ``settings`` are :data:`LOGIN_OPTIONS` (``client_id``, ``scopes``, ...), forwarded to
-        ``MakeAuth``."""
+        ``MakeAuth``.
+
+        Which credential: a Make API token (``MAKE_API_TOKEN``) when ``api_token`` is set, or
+        when ``MAKE_API_TOKEN`` is set and no OAuth client is (no ``client_id``, no
+        ``MAKE_CLIENT_ID``); otherwise the OAuth login. Where no one can complete a browser
+        login (see ``unattended.py``), never a panel or prompt: a live login, a remembered
+        login, an API token, in that order; else a session whose first use raises
+        ``UnattendedLoginError``."""
         unknown = set(settings) - set(LOGIN_OPTIONS)
         if unknown:
             raise TypeError(f"unknown login settings: {', '.join(sorted(unknown))}")
         settings = {k: v for k, v in settings.items() if v is not None}
         settings["profile"] = profile
         service = "Make"
+        token: str | None = None
+        token_source = API_TOKEN_ENV
         if sandbox:
             ignored = [f"--{k.replace('_', '-')}" for k in ("zone", "issuer", "api_url",
                                                              "client_id") if k in settings]
@@ -204,6 +229,12 @@ class Context:
             )
             settings.pop("zone", None)
             service, confidential = SANDBOX, False
+            token, token_source = sandbox_settings.get(API_TOKEN_ENV), "the sandbox"
+        else:
+            token = setting(API_TOKEN_ENV)
+            if not api_token and token is not None and (
+                    settings.get("client_id") or setting("MAKE_CLIENT_ID")):
+                token = None  # an OAuth client is configured: it wins unless --api-token
 
         if not force:
             current = registry.lookup(profile)
@@ -215,6 +246,13 @@ class Context:
         if sandbox:
             self.say("Using the local Make sandbox: demo users, synthetic data, no Make "
                      "account needed.")
+        reason = headless_reason(self.shell)
+        if reason is not None:
+            return self._unattended(profile, settings, reason, token, token_source,
+                                    remember=remember)
+        if api_token or (token is not None and not sandbox):
+            return self._api_token_login(profile, settings, token, token_source,
+                                         service=service, widget=widget)
         try:
             auth = MakeAuth(remember=remember, **settings)
         except MakeError as exc:
@@ -250,6 +288,81 @@ class Context:
         self.views[profile] = console
         return console.run()
 
+    def _unattended(self, profile: str, settings: dict[str, Any], reason: str,
+                    token: str | None, token_source: str, *, remember: bool) -> MakeSession:
+        """No one to click: a remembered login, else an API token, else a session that fails
+        at its first use with how to run unattended. Never waits."""
+        self._retire(profile)
+        try:
+            auth: MakeAuth | None = MakeAuth(remember=True, **settings)
+        except MakeError:
+            auth = None  # no OAuth client configured: nothing can be remembered for it
+        if auth is not None and auth.session.logged_in:
+            self.auths[profile] = auth
+            auth.remember = remember or auth.remember
+            self.say(f"Logged in to Make as {self._who(auth.session)} (profile {profile!r}, "
+                     f"remembered login; {reason}).")
+            return auth.session
+        if token is not None:
+            session = self._token_session(profile, settings, token, token_source)
+            self.say(f"Using the API token from {token_source} (profile {profile!r}, "
+                     f"{session.api_url}): {reason}.")
+            return session
+        try:
+            config = MakeConfig.resolve(**settings)
+        except MakeError:
+            config = MakeConfig(client_id=settings.get("client_id") or "", profile=profile)
+        session = MakeSession(config)
+        session.fail_unattended(UnattendedLoginError(how_to_run_unattended(reason)))
+        self.say(f"Not logged in to Make (profile {profile!r}): {reason}, and there is no "
+                 "remembered login or API token; using `make` will raise an error that says "
+                 "how to run unattended.")
+        return session
+
+    @staticmethod
+    def _token_session(profile: str, settings: dict[str, Any], token: str,
+                       source: str) -> MakeSession:
+        try:
+            config = MakeConfig.for_api_token(zone=settings.get("zone"),
+                                              api_url=settings.get("api_url"), profile=profile)
+            return MakeSession(config).use_api_token(token, source=source)
+        except MakeError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _api_token_login(self, profile: str, settings: dict[str, Any], token: str | None,
+                         token_source: str, *, service: str, widget: bool) -> MakeSession:
+        """Log in with a Make API token: the one from ``MAKE_API_TOKEN`` (or the sandbox's),
+        else one typed into the panel's password field (never on the magic's line)."""
+        self._retire(profile)
+        self.auths.pop(profile, None)
+        if token is not None:
+            session = self._token_session(profile, settings, token, token_source)
+            self.say(f"Logged in to {service} with the API token from {token_source} (profile "
+                     f"{profile!r}, {session.api_url}). It is sent as 'Authorization: Token', "
+                     "only to this API; %make_logout forgets it here, and it is revoked in your "
+                     "Make profile (API access).")
+            return session
+        try:
+            config = MakeConfig.for_api_token(zone=settings.get("zone"),
+                                              api_url=settings.get("api_url"), profile=profile)
+        except MakeError as exc:
+            raise UsageError(str(exc)) from None
+        use_widget = widget and (self.widgets if self.widgets is not None
+                                 else _widgets_usable(self.shell))
+        if not use_widget:
+            raise UsageError(
+                f"No API token: set {API_TOKEN_ENV} in the environment the kernel starts with "
+                "(never in the notebook), or run %make_login --api-token in a notebook to type "
+                "it into the panel.")
+        from .widget import ApiTokenPanel
+
+        session = MakeSession(config)
+        panel = ApiTokenPanel(session, service=service)
+        session.pending_hint = ApiTokenPanel.pending_hint
+        self.views[profile] = panel
+        self.show(panel)
+        return session
+
     def _retire(self, profile: str) -> None:
         """Close the profile's previous panel or text login (its listener holds the redirect
         port)."""
@@ -270,6 +383,8 @@ class Context:
         configured = os.environ.get("MAKE_REDIRECT_URI", "").strip()
         if not redirect_uri and configured and loopback_target(configured) is not None:
             redirect_uri = configured  # the sandbox takes any loopback port (RFC 8252)
+        if sandbox.api_token:
+            settings[API_TOKEN_ENV] = sandbox.api_token
         if redirect_uri:
             settings["MAKE_REDIRECT_URI"] = redirect_uri
         else:
@@ -323,7 +438,11 @@ class Context:
             self.say(f"Not logged in to Make (profile {profile!r}): nothing to log out.")
             return False
         revoked = session.logout()
-        if revoked:
+        if session.credential == "api_token":
+            self.say(f"Logged out of Make (profile {profile!r}): the API token is forgotten "
+                     "in this kernel. This package does not revoke API tokens: delete it in "
+                     "your Make profile (API access) to revoke it.")
+        elif revoked:
             self.say(f"Logged out of Make (profile {profile!r}); the tokens were revoked.")
         else:
             self.say(f"Logged out of Make (profile {profile!r}) locally; see the warning above.")
@@ -370,6 +489,10 @@ class MakeMagics(Magics):
               help="Don't listen on a loopback redirect URI's port; paste the address instead.")
     @argument("--force", action="store_true",
               help="Log in again even if the profile already has a live session.")
+    @argument("--api-token", action="store_true",
+              help="Use a Make API token instead of the OAuth login: MAKE_API_TOKEN, else "
+                   "type it into the panel (never on this line). Needs --zone or --api-url "
+                   "(or MAKE_ZONE / MAKE_API_URL).")
     @line_magic
     def make_login(self, line: str = "") -> MakeSession:
         """Log into Make: show the login panel and return the profile's MakeSession.
@@ -381,6 +504,12 @@ class MakeMagics(Magics):
             make = %make_login --zone eu2 --scopes "openid user:read scenarios:read"
             make.get("users/me").json()      # after the panel says you are logged in
         """
+        if _looks_like_a_token(line):
+            raise UsageError(
+                "The API token never goes on the magic's line (it would be saved in the "
+                "notebook). Set MAKE_API_TOKEN in the environment the kernel starts with, or "
+                "run %make_login --api-token alone and type the token into the panel."
+            )
         if "secret" in line.lower():
             # argparse would echo the unknown option and its value.
             raise UsageError(
@@ -392,7 +521,7 @@ class MakeMagics(Magics):
         return self.context.login(
             args.profile, sandbox=args.sandbox, remember=args.remember,
             confidential=args.confidential, widget=not args.no_widget,
-            listen=not args.no_listen, force=args.force,
+            listen=not args.no_listen, force=args.force, api_token=args.api_token,
             **{name: getattr(args, name) for name in LOGIN_OPTIONS},
         )
 

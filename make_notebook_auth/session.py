@@ -24,6 +24,7 @@ logs tokens, and attaches the token by host name only).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import warnings
@@ -115,8 +116,28 @@ def _why(failure: MakeError) -> str:
     return "its body was cut off or too large"
 
 
+API_TOKEN_SCHEME = "Token"  # Make's Authorization scheme for API tokens (OAuth: "Bearer")
+MAX_API_TOKEN_LENGTH = 4096
+_API_TOKEN_RE = re.compile(r"[!-~]+")  # visible ASCII, no spaces: nothing to inject a header
+
+
+def check_api_token(token: Any, source: str = "The API token") -> str:
+    """``token`` stripped, if it can be a Make API token; ``MakeConfigError`` otherwise (the
+    message never repeats the value)."""
+    value = token.strip() if isinstance(token, str) else ""
+    if not value:
+        raise MakeConfigError(f"{source} is empty. Create one in your Make profile (API "
+                              "access tab) and set MAKE_API_TOKEN to it.")
+    if len(value) > MAX_API_TOKEN_LENGTH or not _API_TOKEN_RE.fullmatch(value):
+        raise MakeConfigError(
+            f"{source} is not a Make API token (it holds spaces, line breaks or other "
+            "characters no API token has). Copy it again from your Make profile (API access).")
+    return Secret(value)
+
+
 class _Bearer(AuthBase):
-    """Adds the access token to a prepared request whose URL is under a trusted API base."""
+    """Adds the credential (OAuth access token or API token) to a prepared request whose URL
+    is under a trusted API base."""
 
     def __init__(self, session: MakeSession) -> None:
         self.session = session
@@ -125,7 +146,7 @@ class _Bearer(AuthBase):
         # An Authorization header the caller set (a Make API token, say) is theirs to send.
         if "Authorization" not in request.headers and self.session.takes_token(
                 request.url or ""):
-            request.headers["Authorization"] = Secret("Bearer " + self.session.access_token())
+            request.headers["Authorization"] = self.session.authorization()
         return request
 
 
@@ -152,6 +173,11 @@ class MakeSession(Session):
         self.metadata = metadata
         self.id_claims: dict[str, Any] = dict(id_claims or {})
         self._status = "pending"
+        #: "oauth" (a bearer access token from the login) or "api_token" (a Make API token,
+        #: sent as ``Authorization: Token ...``; no refresh, no OpenID Connect).
+        self.credential = "oauth"
+        # Why no one can log in (a headless run without a usable login): raised on first use.
+        self._unattended_error: MakeAuthError | None = None
         # How to finish a pending login, in the words of the front end that started it.
         self.pending_hint: str | None = None
         self._refresh_lock = threading.Lock()
@@ -249,6 +275,33 @@ class MakeSession(Session):
         registry.remember(self)
         self._notify_token()
 
+    def use_api_token(self, token: str, *, source: str = "The API token") -> MakeSession:
+        """Log this session in with a Make API token (``Authorization: Token <token>``).
+
+        The token goes exactly where an OAuth access token would (``takes_token``): only under
+        the API bases this session trusts, never to webhooks, look-alikes or other ports. It is
+        never refreshed and is not revoked by ``logout()`` (revoke it in your Make profile).
+        Needs a known API base (a zone or ``MAKE_API_URL``)."""
+        value = check_api_token(token, source)
+        if not self._api_base:
+            raise MakeConfigError("An API token needs to know its zone: " + zones_hint())
+        self.credential = "api_token"
+        self._unattended_error = None
+        self._activate(tokens.Token({"access_token": value, "token_type": API_TOKEN_SCHEME}),
+                       None, {})
+        return self
+
+    def fail_unattended(self, error: MakeAuthError) -> None:
+        """Nobody can complete a login here: every use of the session raises ``error``."""
+        self._unattended_error = error
+        self._status = "unattended"
+
+    def authorization(self) -> str:
+        """The ``Authorization`` header value: ``Bearer <access token>`` or, for an API token,
+        ``Token <API token>``."""
+        scheme = API_TOKEN_SCHEME if self.credential == "api_token" else "Bearer"
+        return Secret(f"{scheme} {self.access_token()}")
+
     def _notify_token(self) -> None:
         for listener in list(self._token_listeners):
             listener(self)
@@ -256,6 +309,8 @@ class MakeSession(Session):
     def __repr__(self) -> str:
         who = self.id_claims.get("sub")
         parts = [f"profile={self.profile!r}", f"status={self._status!r}"]
+        if self.credential == "api_token":
+            parts.append("credential='API token'")
         if who:
             parts.append(f"sub={who!r}")
         if self._api_base:
@@ -302,7 +357,7 @@ class MakeSession(Session):
                         "asking Make's zones. " + zones_hint()
                     )
                 bases = [api_base_of_zone(z) for z in HOME_ZONE_ORDER]
-            token = self.access_token()
+            authorization = self.authorization()
             tried = []
             for base in bases:
                 host = urlsplit(base).netloc
@@ -311,8 +366,7 @@ class MakeSession(Session):
                         # only Make's zones (or the loopback zones passed as zones=) get here
                         resp = Session.request(
                             self, "GET", base + "users/me", timeout=PROBE_TIMEOUT,
-                            allow_redirects=False,
-                            headers={"Authorization": Secret("Bearer " + token)})
+                            allow_redirects=False, headers={"Authorization": authorization})
                 except NETWORK_ERRORS:
                     tried.append(f"{host}: no answer")
                     continue
@@ -357,7 +411,7 @@ class MakeSession(Session):
         if self.takes_token(prepared_request.url or ""):
             own = sent is not None and not isinstance(sent, Secret)  # the caller's, kept
             prepared_request.headers["Authorization"] = sent if own else \
-                Secret("Bearer " + self.access_token())
+                self.authorization()
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -380,6 +434,8 @@ class MakeSession(Session):
 
     def access_token(self) -> str:
         """A valid access token, refreshed first if it is about to expire."""
+        if self._unattended_error is not None:
+            raise self._unattended_error
         if self._status == "pending":
             raise LoginPendingError(self.profile, self.pending_hint)
         if self._status != "active":
@@ -540,6 +596,8 @@ class MakeSession(Session):
         A network failure raises ``MakeNetworkError`` (also a ``requests.ConnectionError``),
         with no chain to requests' frames, whose locals hold the request's headers.
         """
+        if self._unattended_error is not None:
+            raise self._unattended_error
         full = self.resolve_url(url)
         full, organization_id = self._zone_map.route(self, full, kwargs.get("params"))
         kwargs.setdefault("timeout", TIMEOUT)
@@ -717,7 +775,12 @@ class MakeSession(Session):
     # -- OpenID Connect -------------------------------------------------------------------
 
     def userinfo(self) -> dict[str, Any]:
-        """The OIDC userinfo claims: access token as bearer first, the ID token if refused."""
+        """The OIDC userinfo claims: access token as bearer first, the ID token if refused.
+
+        An API token has no OpenID Connect: the same claims (``sub``, ``name``, ``email``,
+        ``locale``, ``zoneinfo``) are read from the API's ``users/me``."""
+        if self.credential == "api_token":
+            return self._userinfo_from_users_me()
         meta = self._require_metadata()
         endpoint = meta.userinfo_endpoint
         if not endpoint:
@@ -745,6 +808,24 @@ class MakeSession(Session):
                 "userinfo", endpoint, "it names another user than the ID token; refused")
         return body
 
+    def _userinfo_from_users_me(self) -> dict[str, Any]:
+        body = listing.get_json(self, "users/me")
+        user = body.get("authUser") if isinstance(body, dict) else None
+        if not isinstance(user, dict) or user.get("id") is None:
+            raise MakeAuthError("The API's users/me answer has no authUser: this package "
+                                "cannot tell who the API token belongs to.")
+        claims: dict[str, Any] = {"sub": str(user["id"])}
+        for claim, key in (("name", "name"), ("email", "email"), ("locale", "locale"),
+                           ("zoneinfo", "timezone")):
+            if user.get(key) is not None:
+                claims[claim] = user[key]
+        return claims
+
+    @property
+    def userinfo_source(self) -> str:
+        """Where ``userinfo()`` reads the claims: ``"OIDC userinfo"`` or ``"users/me"``."""
+        return "users/me (API token)" if self.credential == "api_token" else "OIDC userinfo"
+
     # -- logout ---------------------------------------------------------------------------
 
     def logout(self) -> bool:
@@ -752,7 +833,10 @@ class MakeSession(Session):
 
         Returns True when the provider revoked everything. If revocation fails, the session is
         still logged out locally and a ``RevocationWarning`` says what could not be revoked.
+        An API token is only forgotten here (returns False): Make revokes API tokens in the
+        user's profile (API access), not through OAuth.
         """
+        api_token = self.credential == "api_token"
         with self._refresh_lock:
             token = tokens.Token(self.token or {})
             was_active = self._status == "active"
@@ -763,6 +847,10 @@ class MakeSession(Session):
         # Whatever else keeps this profile's login (a remembered copy on disk, even an older
         # one) must not bring it back through get_session() after the user logged out.
         registry.logged_out(self.profile)
+        if api_token:
+            for listener in list(self._logout_listeners):
+                listener(self)
+            return False
         problems: list[str] = []
         if was_active:
             endpoint: str | None = None

@@ -31,6 +31,7 @@ import ipywidgets as widgets
 
 from .auth import MakeAuth
 from .config import is_loopback_host
+from .errors import MakeError
 from .flow import AuthorizationRequest
 from .login import LOGGED_IN, PENDING, LoginController, LoginView, busy_port_message
 from .loopback import DEFAULT_TIMEOUT
@@ -418,3 +419,94 @@ class LoginPanel(widgets.VBox, LoginView):
             f"{browser_link(self.request.url)}\n"
             f"If this panel does not show up, finish with: {hint}"
         )
+
+
+class ApiTokenPanel(widgets.VBox):
+    """``%make_login --api-token`` without ``MAKE_API_TOKEN``: a password field for a Make API
+    token, which logs the (pending) ``session`` in. The field is cleared at every submit, failed
+    or not, so the token is never left in the widget state a saved notebook keeps."""
+
+    pending_hint = "type the API token into the panel above (or set MAKE_API_TOKEN)."
+
+    def __init__(self, session: MakeSession, *, service: str = "Make") -> None:
+        self._session = session
+        self.service = service
+        self.header = widgets.HTML(
+            f"<div style='line-height:1.45'><b>Log in to {html.escape(service)} with an API "
+            f"token</b> &middot; profile <code>{html.escape(session.profile)}</code> &middot; "
+            f"<code>{html.escape(session.api_url or '')}</code></div>"
+            "<div style='font-size:90%;white-space:normal'>Create one in your Make profile "
+            "(API access), with the scopes you need. It is kept in the kernel's memory only.</div>"
+        )
+        self.token = widgets.Password(
+            placeholder="Make API token", description="API token:",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="auto", flex="1 1 auto", min_width="0"),
+            continuous_update=False,
+        )
+        self.token.add_class("make-login-api-token")
+        self.token.observe(lambda change: self.submit_token(change["new"]) if change["new"]
+                           else None, names="value")
+        self.status = widgets.HTML()
+        self.status.add_class("make-login-status")
+        self.controls = widgets.HBox([self.token],
+                                     layout=widgets.Layout(width="auto", max_width="52rem"))
+        super().__init__([self.header, self.controls, self.status],
+                         layout=widgets.Layout(border="1px solid #ccc", padding="6px 10px",
+                                               max_width="56rem", overflow="hidden"))
+        self.add_class("make-login-panel")
+        self._set_status("Type the token and press Enter.", kind="info")
+
+    @property
+    def session(self) -> MakeSession:
+        return self._session
+
+    def submit_token(self, value: str | None = None) -> bool:
+        """Log in with ``value`` (default: the field's); the field is emptied either way."""
+        text = self.token.value if value is None else value
+        self.token.value = ""
+        if self._session.logged_in:
+            return True
+        try:
+            self._session.use_api_token(text or "", source="The typed API token")
+        except MakeError as exc:
+            self._set_status(str(exc), kind="error")
+            return False
+        self.controls.layout.display = "none"
+        self._set_status(
+            f"Logged in to {self.service} with an API token (profile "
+            f"'{self._session.profile}'): sent as 'Authorization: Token' to this API only. "
+            "Revoke it in your Make profile when done.", kind="ok")
+        return True
+
+    def close_login(self, message: str = "This login panel was replaced by a newer one.") -> None:
+        self.controller.close(message)
+
+    @property
+    def controller(self) -> _ApiTokenController:
+        return _ApiTokenController(self)
+
+    def _set_status(self, text: str, *, kind: str) -> None:
+        LoginPanel._set_status(self, text, kind=kind)  # type: ignore[arg-type]
+
+
+class _ApiTokenController:
+    """What the magics' context asks of a view's controller (``pending``, ``close``)."""
+
+    last_error = ("This login takes a Make API token, typed into its panel (or set "
+                  "MAKE_API_TOKEN), not an address.")
+
+    def __init__(self, panel: ApiTokenPanel) -> None:
+        self.panel = panel
+
+    def finish(self, reply: str, *, source: str = "paste") -> bool:
+        return False
+
+    @property
+    def pending(self) -> bool:
+        return not self.panel.session.logged_in
+
+    def close(self, message: str) -> None:
+        if self.pending:
+            self.panel.controls.layout.display = "none"
+            self.panel._set_status(message, kind="info")

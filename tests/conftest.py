@@ -8,7 +8,7 @@ import logging
 import pytest
 
 pytest_plugins = ["fixtures_oidc", "fixtures_sandbox", "fixtures_hostile", "fixtures_api",
-                  "fixtures_hub"]
+                  "fixtures_hub", "fixtures_magics"]
 
 PROVIDERS = ["oidc-provider", "sandbox"]
 

@@ -8,55 +8,14 @@ import pandas as pd
 import pytest
 import requests
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from providers import loopback_redirect_uri as loopback_uri
 
 from make_notebook_auth import LoginPendingError, MakeAuthError
 from make_notebook_auth.loopback import port_is_free
-from make_notebook_auth.magics import Context, MakeMagics
+from make_notebook_auth.magics import Context
 
 PASTE_URI = "https://app.example.test/callback"
 LINK = re.compile(r"https?://\S+/oauth/v2/authorize\?\S+")
-
-
-class Recorder:
-    def __init__(self):
-        self.lines: list[str] = []
-        self.shown: list = []
-        self.replies: list = []
-
-    def say(self, text):
-        self.lines.append(text)
-
-    def input(self, prompt):
-        reply = self.replies.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply() if callable(reply) else reply
-
-    @property
-    def text(self):
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def shell():
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "make_notebook_auth")
-    yield ip
-    ip.run_line_magic("unload_ext", "make_notebook_auth")
-
-
-@pytest.fixture
-def rec(shell):
-    """The loaded magics' context, showing panels into a list instead of a front end."""
-    magics = shell.magics_manager.registry["MakeMagics"]
-    assert isinstance(magics, MakeMagics)
-    recorder = Recorder()
-    magics.context = Context(shell, widgets=True, out=recorder.say,
-                             display=recorder.shown.append, input_func=recorder.input)
-    yield recorder
-    magics.context.close()
 
 
 def provider_args(provider, redirect_uri=PASTE_URI, client_id=None):

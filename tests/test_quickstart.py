@@ -27,6 +27,13 @@ CELL_TIMEOUT = 120
 nbclient = pytest.importorskip("nbclient")
 
 
+@pytest.fixture(autouse=True)
+def someone_at_the_keyboard(monkeypatch):
+    """nbclient sends cells with allow_stdin false, which the package reads as "no one to
+    click"; here the test plays the person who approves in the browser, so it says so."""
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_HEADLESS", "0")
+
+
 
 def text_of(cell) -> str:
     parts = []

@@ -84,6 +84,9 @@ def run(argv: Sequence[str] | None = None, prog: str = "make-notebook-auth sandb
     print(f"Make sandbox serving at {sandbox.issuer} (API {sandbox.api_url}; zones "
           f"{', '.join(sandbox.zones)}); demo users: alice, bob, carol, dave. "
           "Press Ctrl+C to stop.", file=sys.stderr, flush=True)
+    print("API token (alice, read-only scopes), for running notebooks without the OAuth "
+          f"client (unset MAKE_CLIENT_ID): MAKE_API_TOKEN={sandbox.api_token}",
+          file=sys.stderr, flush=True)
     previous = signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         threading.Event().wait()

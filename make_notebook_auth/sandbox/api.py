@@ -9,6 +9,8 @@ subjects get a stable guest profile.
 Behaviour copied from Make's documentation:
 
 * ``Authorization: Bearer <token>``; a missing, unknown, expired or revoked token gets 401.
+  With ``validate_api_token``, also ``Authorization: Token <API token>`` (Make's API tokens),
+  checked only by that validator.
 * ``:read`` scopes allow GET (``scenarios:read`` for ``scenarios``, ``datastores:read`` for
   ``data-stores`` ...), ``:write`` the rest; a missing scope gets 403 with code ``SC403``.
 * Lists are paginated with ``pg[offset]`` (default 0), ``pg[limit]`` (default 100, at most
@@ -101,8 +103,10 @@ class MakeLikeAPI:
 
     def __init__(self, validate_token: TokenValidator, *, faults: FaultInjector | None = None,
                  prefix: str = "/api/v2/", zone: int = 0,
-                 zone_names: Sequence[str] | None = None, latency: float = 0.0) -> None:
+                 zone_names: Sequence[str] | None = None, latency: float = 0.0,
+                 validate_api_token: TokenValidator | None = None) -> None:
         self.validate_token = validate_token
+        self.validate_api_token = validate_api_token
         self.faults = faults or FaultInjector()
         self.prefix = "/" + prefix.strip("/") + "/"
         self.zone = zone
@@ -153,6 +157,11 @@ class MakeLikeAPI:
     def _handle(self, req: Request) -> Response:
         token = req.bearer()
         result = self.validate_token(token) if token else None
+        if token is None and self.validate_api_token is not None:
+            # Make's API tokens: "Authorization: Token <token>" (never accepted as a bearer,
+            # and OAuth access tokens are never accepted with this scheme)
+            token = req.credentials("token")
+            result = self.validate_api_token(token) if token else None
         if token is None or result is None:
             return make_error(401, "Access denied", "Invalid access token.", "SC401",
                               headers=[("WWW-Authenticate", 'Bearer error="invalid_token"')])

@@ -8,6 +8,7 @@ import atexit
 import ipaddress
 import logging
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,6 +29,11 @@ from .wsgi import BackgroundServer, BodyTooLarge, Request, Response, StartRespon
 log = logging.getLogger("make_notebook_auth.sandbox")
 
 REDIRECT_URI = DEFAULT_REDIRECT_URIS[0]
+#: The scopes of the API token a sandbox makes at start: the package's read-only set.
+API_TOKEN_SCOPES: tuple[str, ...] = (
+    "user:read", "organizations:read", "teams:read", "scenarios:read", "connections:read",
+    "datastores:read", "hooks:read", "dlqs:read",
+)
 API_PREFIX = "/api/v2/"
 
 
@@ -103,6 +109,12 @@ class Sandbox:
         self.auth: AuthorizationService | None = None
         self.api: MakeLikeAPI | None = None
         self._stopped = False
+        # Make API tokens (``Authorization: Token ...``): token -> (subject, scopes).
+        self._api_tokens: dict[str, tuple[str, frozenset[str]]] = {}
+        self._api_tokens_lock = threading.Lock()
+        #: an API token for alice with the read-only scopes, made at start (printed by the
+        #: CLI and shown on the sign-in page)
+        self.api_token: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -128,8 +140,11 @@ class Sandbox:
         self.zone_apis = [
             MakeLikeAPI(self._validate_token, faults=self.faults, prefix=API_PREFIX, zone=i,
                         zone_names=self.zones if self.zone_count > 1 else None,
-                        latency=self.latency_ms / 1000)
+                        latency=self.latency_ms / 1000,
+                        validate_api_token=self._validate_api_token)
             for i in range(self.zone_count)]
+        self.api_token = self.issue_api_token()
+        self.auth.api_token = self.api_token
         self.api = self.zone_apis[0]
         self._http = http
         self._zone_servers = extra
@@ -212,6 +227,27 @@ class Sandbox:
         if self.client_secret is not None:
             values["MAKE_CLIENT_SECRET"] = self.client_secret
         return values
+
+    def issue_api_token(self, user: str = "alice",
+                        scopes: Iterable[str] = API_TOKEN_SCOPES) -> str:
+        """A new Make API token for demo user ``user`` (a key such as ``"alice"``) with
+        ``scopes``: the API accepts it as ``Authorization: Token <token>``, on every zone,
+        until :meth:`revoke_api_token`."""
+        found = data.find_user(user)
+        if found is None:
+            raise ValueError(f"no demo user {user!r}")
+        token = str(uuid.uuid4())  # Make's API tokens are UUIDs
+        with self._api_tokens_lock:
+            self._api_tokens[token] = (found.sub, frozenset(scopes))
+        return token
+
+    def revoke_api_token(self, token: str) -> None:
+        with self._api_tokens_lock:
+            self._api_tokens.pop(token, None)
+
+    def _validate_api_token(self, token: str) -> tuple[str, frozenset[str]] | None:
+        with self._api_tokens_lock:
+            return self._api_tokens.get(token)
 
     # -- faults ----------------------------------------------------------------------------
     def inject(self, status: int = 429, count: int = 1, retry_after: int | None = 1,

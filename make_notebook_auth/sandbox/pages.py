@@ -49,7 +49,7 @@ def _page(title: str, body: str) -> str:
 
 def consent_page(*, client_name: str, client_id: str, redirect_uri: str, scopes: Iterable[str],
                  users: Iterable[DemoUser], hidden: Mapping[str, str],
-                 action: str = "authorize") -> str:
+                 action: str = "authorize", api_token: str | None = None) -> str:
     """The sign-in page: pick a demo user, then approve or deny the listed scopes."""
     scope_items = "".join(
         f"<li><code class=\"scope\">{escape(s)}</code>"
@@ -85,6 +85,14 @@ def consent_page(*, client_name: str, client_id: str, redirect_uri: str, scopes:
         "If nothing is listening there, the browser shows an error: copy the whole address "
         "from its address bar and paste it back into your notebook.</p>"
     )
+    if api_token:
+        body += (
+            "<h2>No OAuth client? An API token</h2>"
+            "<p class=\"small\">Like a token made in Make's profile (API access): alice's, "
+            "read-only scopes. Set it as <code>MAKE_API_TOKEN</code> in the kernel's "
+            "environment (never in the notebook), with <code>MAKE_API_URL</code>:</p>"
+            f"<p><code class=\"api-token\">{escape(api_token)}</code></p>"
+        )
     return _page("Make sandbox: sign in", body)
 
 

@@ -447,6 +447,8 @@ class AuthorizationService:
         self.browser_base_url = (browser_base_url or issuer).rstrip("/")
         self.users = users or DEMO_USERS
         self._form_key = secrets.token_bytes(32)
+        #: an API token to show on the sign-in page (set by the Sandbox), or None
+        self.api_token: str | None = None
         self._routes: dict[str, Callable[[Request], Response]] = {
             DISCOVERY_PATH: self.discovery,
             JWKS_PATH: self.jwks,
@@ -518,7 +520,7 @@ class AuthorizationService:
         page = consent_page(
             client_name=client.name, client_id=client.client_id,
             redirect_uri=grant.redirect_uri or "", scopes=scope_to_list(grant.request.scope) or [],
-            users=self.users.values(), hidden=hidden)
+            users=self.users.values(), hidden=hidden, api_token=self.api_token)
         return Response.html(page)
 
     def _decide(self, req: Request) -> Response:

@@ -95,9 +95,13 @@ class Request:
         return values[0] if values else None
 
     def bearer(self) -> str | None:
+        return self.credentials("bearer")
+
+    def credentials(self, scheme: str) -> str | None:
+        """The value of an ``Authorization: <scheme> <value>`` header (scheme in any case)."""
         auth = str(self.headers.get("Authorization", ""))
         parts = auth.split(None, 1)
-        if len(parts) == 2 and parts[0].lower() == "bearer" and parts[1].strip():
+        if len(parts) == 2 and parts[0].lower() == scheme and parts[1].strip():
             return parts[1].strip()
         return None
 
