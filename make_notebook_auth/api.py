@@ -18,21 +18,13 @@ if TYPE_CHECKING:
 _restore_lock = threading.Lock()
 
 
-def _forget_remembered(profile: str) -> None:
-    from . import cache  # persistence is an edge: imported only when needed
-
-    cache.delete(profile)
-
-
-registry.on_logout(_forget_remembered)
-
-
 def _restore(profile: str, *, refresh: bool = True) -> MakeSession | None:
     """The login remembered on disk for ``profile`` (see ``MakeAuth(remember=True)``);
     ``refresh=False`` leaves an expired access token as it is (to revoke it)."""
     from . import cache  # persistence is an edge: imported only when needed
 
-    if not cache.exists(profile):
+    store = cache.default_store()
+    if not store.exists(profile):
         return None
     with _restore_lock:
         session = registry.lookup(profile)  # another thread may have restored it meanwhile
@@ -46,7 +38,7 @@ def _restore(profile: str, *, refresh: bool = True) -> MakeSession | None:
                 f" A remembered login exists for profile {profile!r}, but this kernel cannot "
                 f"restore it: {exc}",
             ) from None
-        return cache.restore(config, refresh=refresh)
+        return store.restore(config, refresh=refresh)
 
 
 def get_session(profile: str = "default") -> MakeSession:

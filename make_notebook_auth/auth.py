@@ -2,17 +2,19 @@
 
 Protocol logic only: no printing, no widgets. Front ends (the login panel, the magics, the
 loopback listener) call :meth:`MakeAuth.start` and :meth:`MakeAuth.finish`. Persistence
-(``remember=True``) lives in ``cache.py``, imported only when asked for.
+(``remember=True``) is a store object from ``cache.py`` (the OS keychain or a 0600 file),
+imported only when asked for.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import tokens
 from .config import MakeConfig
@@ -31,6 +33,9 @@ from .flow import AuthorizationReply, AuthorizationRequest, parse_reply
 from .oidc import ProviderMetadata, discover, verify_id_token
 from .secret import Secret
 from .session import MakeSession
+
+if TYPE_CHECKING:
+    from .cache import LoginStore
 
 MAX_PENDING = 8  # start() calls whose links may still be completed
 
@@ -73,8 +78,21 @@ class MakeAuth:
         profile: str = "default",
         remember: bool = False,
         zones: Sequence[str] | None = None,
+        store: LoginStore | None = None,
     ) -> None:
-        self.remember = bool(remember)
+        self.remember = bool(remember) or store is not None
+        #: where ``remember=True`` keeps the login (``cache.default_store()`` unless given):
+        #: the OS keychain or a 0600 file; None when not remembering
+        self.store: LoginStore | None = store
+        #: a one-time sentence saying which store is used (front ends show it), or None
+        self.store_notice: str | None = None
+        if self.remember and self.store is None:
+            from . import cache
+
+            self.store = cache.default_store()
+            self.store_notice = cache.notice(self.store)
+            if self.store_notice:
+                logging.getLogger("make_notebook_auth").info(self.store_notice)
         self._zones = list(zones) if zones is not None else None
         self.config = MakeConfig.resolve(
             client_id,
@@ -141,10 +159,8 @@ class MakeAuth:
 
     def _new_session(self) -> MakeSession:
         session = MakeSession(self.config, zones=self._zones)
-        if self.remember:
-            from . import cache
-
-            cache.attach(session)
+        if self.store is not None:
+            self.store.attach(session)
         return session
 
     def _restore_quietly(self) -> None:
@@ -171,8 +187,9 @@ class MakeAuth:
         """
         from . import cache
 
+        store = self.store or cache.default_store()
         with self._lock:
-            session = cache.restore(self.config)
+            session = store.restore(self.config)
             if session is not None:
                 self.session = session
             return session

@@ -1,4 +1,14 @@
-"""Persistence edge: remembered logins on disk (``MakeAuth(..., remember=True)``).
+"""Persistence edge: remembered logins (``MakeAuth(..., remember=True)``).
+
+A :class:`LoginStore` is the one object persistence goes through: ``MakeAuth`` picks one
+(:func:`default_store`) and hands it to its sessions (``session.store``), which save through
+it after every new token, refresh inside its cross-process lock and delete through it on
+logout. Two stores: :class:`KeyringStore`, the OS keychain through ``keyring`` (when it has a
+secure backend), and :class:`FileStore`, described below. ``MAKE_NOTEBOOK_AUTH_STORE``
+(``keyring`` or ``file``) forces one; asking for the keychain where none is usable raises
+``RememberedLoginError`` (never a silent plaintext fallback).
+
+The file store:
 
 One JSON file per profile in the cache folder: ``MAKE_NOTEBOOK_AUTH_CACHE`` if set, else the
 user's cache directory (``platformdirs``, e.g. ``~/.cache/make-notebook-auth``). The folder is
@@ -157,7 +167,11 @@ def _document(session: MakeSession) -> dict[str, Any]:
 
 def write(path: Path, document: dict[str, Any]) -> None:
     """Write ``document`` to ``path`` atomically, the file 0600 from its creation."""
-    data = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    write_bytes(path, json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, the file 0600 from its creation."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
         | getattr(os, "O_CLOEXEC", 0)
@@ -174,38 +188,6 @@ def write(path: Path, document: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def save(session: MakeSession) -> None:
-    """Remember ``session``'s tokens (a token listener: never raises, warns instead)."""
-    if not session.logged_in or not (session.token or {}).get("access_token"):
-        return
-    try:
-        _ensure_dir()
-        write(login_path(session.profile), _document(session))
-    except RememberedLoginError as exc:
-        _warn(f"{exc} The login works in this kernel but will not survive a restart.")
-    except (OSError, TypeError, ValueError) as exc:
-        _warn(f"Could not remember the Make login of profile {session.profile!r} on disk "
-              f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}). The login "
-              "works in this kernel but will not survive a restart.")
-
-
-def delete(profile: str) -> bool:
-    """Forget ``profile``'s remembered login; True if a file was removed."""
-    try:
-        login_path(profile).unlink()
-        return True
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        _warn(f"Could not delete the remembered Make login of profile {profile!r} "
-              f"({exc.strerror or type(exc).__name__}).")
-        return False
-
-
-def _on_logout(session: MakeSession) -> None:
-    delete(session.profile)
 
 
 def _lock(fd: int, folder: Path) -> None:
@@ -225,62 +207,6 @@ def _lock(fd: int, folder: Path) -> None:
                     "login, or one that hangs). Try again in a moment; if it persists, find "
                     "that process, or log out and in again.") from None
             time.sleep(_LOCK_POLL)
-
-
-def _same_login(doc: dict[str, Any], session: MakeSession) -> bool:
-    """Whether a remembered file holds ``session``'s login: same issuer, client and user."""
-    config = session.config
-    sub = session.id_claims.get("sub")
-    return (
-        isinstance(sub, str) and bool(sub)
-        and (doc.get("id_claims") or {}).get("sub") == sub
-        and str(doc.get("issuer", "")).rstrip("/") == config.issuer.rstrip("/")
-        and doc.get("client_id") == config.client_id
-    )
-
-
-@contextlib.contextmanager
-def refresh_lock(session: MakeSession) -> Iterator[dict[str, Any] | None]:
-    """Held around a remembered session's refresh, across processes (an exclusive ``flock``
-    on the cache folder itself, so no lock file is left around; waiting for it is bounded,
-    then ``RememberedLoginError``). Yields the token on disk when it is this same login's
-    (same issuer, client and user), so that a second kernel adopts a token the first one
-    already refreshed instead of replaying the spent refresh token (which makes a provider
-    revoke the whole grant). A file that now holds another user's login is never adopted."""
-    try:
-        import fcntl  # noqa: F401 (only to know whether flock exists)
-        have_flock = True
-    except ImportError:  # no flock (Windows): no lock across processes
-        have_flock = False
-    fd: int | None = None
-    try:
-        folder = _ensure_dir()
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-                     | getattr(os, "O_CLOEXEC", 0))
-    except (OSError, RememberedLoginError):
-        # No folder to lock (it cannot be created), or one that is unsafe to use: refresh
-        # without it (nothing to adopt either); saving the new token then says why not.
-        folder = None
-    try:
-        if fd is not None and folder is not None and have_flock:
-            _lock(fd, folder)
-        doc = load(session.config) if folder is not None else None
-        yield dict(doc["token"]) if doc is not None and _same_login(doc, session) else None
-    finally:
-        if fd is not None:
-            os.close(fd)  # closing the descriptor releases the flock
-
-
-def attach(session: MakeSession) -> None:
-    """Keep ``session`` remembered: save after every new token, delete on logout, and
-    coordinate refreshes with other processes that restored the same login.
-
-    Raises ``RememberedLoginError`` at once if the cache folder exists and is unsafe."""
-    with contextlib.suppress(OSError):  # cannot be created: saving warns later
-        _ensure_dir()
-    session.add_token_listener(save)
-    session.add_logout_listener(_on_logout)
-    session.refresh_guard = refresh_lock
 
 
 # --- read ----------------------------------------------------------------------------------
@@ -312,18 +238,9 @@ def _read_file(path: Path) -> bytes | None:
         return handle.read(MAX_FILE_SIZE + 1)
 
 
-def load(config: MakeConfig) -> dict[str, Any] | None:
-    """The remembered login for ``config``'s profile, issuer and client id, else None.
-
-    A corrupt file, or one written for another issuer or client, is reported with a
-    ``RememberedLoginWarning`` and ignored (left in place).
-    """
-    path = login_path(config.profile)
-    if path.parent.is_dir():
-        _check_dir(path.parent)
-    raw = _read_file(path)
-    if raw is None:
-        return None
+def parse(raw: bytes, where: str, config: MakeConfig) -> dict[str, Any] | None:
+    """The remembered login in ``raw`` if it is one of this package's documents for
+    ``config``'s profile, issuer and client id; else warns (naming ``where``) and None."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -341,7 +258,7 @@ def load(config: MakeConfig) -> dict[str, Any] | None:
         or not isinstance(doc.get("api_url") or "", str)
         or not isinstance(token.get("expires_at", 0), (int, float))
     ):
-        _warn(f"The remembered Make login {path} is corrupt or not one of this package's "
+        _warn(f"The remembered Make login {where} is corrupt or not one of this package's "
               "files; it is ignored. Log in again (remember=True writes a new one).")
         return None
     if doc.get("profile") != config.profile or \
@@ -355,48 +272,354 @@ def load(config: MakeConfig) -> dict[str, Any] | None:
     return doc
 
 
-def restore(config: MakeConfig, *, refresh: bool = True) -> MakeSession | None:
-    """The remembered login of ``config.profile`` as a logged-in ``MakeSession``, else None.
+def _same_login(doc: dict[str, Any], session: MakeSession) -> bool:
+    """Whether a remembered document holds ``session``'s login: same issuer, client and user."""
+    config = session.config
+    sub = session.id_claims.get("sub")
+    return (
+        isinstance(sub, str) and bool(sub)
+        and (doc.get("id_claims") or {}).get("sub") == sub
+        and str(doc.get("issuer", "")).rstrip("/") == config.issuer.rstrip("/")
+        and doc.get("client_id") == config.client_id
+    )
 
-    If this kernel already has a logged-in session for the profile and client, that one.
 
-    An access token about to expire is refreshed now. A login that has expired for good (no
-    refresh token, or the provider refused it) raises ``LoginExpiredError`` and its file is
-    deleted; a network failure during the refresh propagates and keeps the file.
-    ``refresh=False`` returns the session as remembered (logging out needs no fresh token).
-    """
-    from . import registry, tokens
-    from .session import MakeSession
+# --- stores ----------------------------------------------------------------------------------
 
-    current = registry.lookup(config.profile)
-    if current is not None and current.logged_in and current.config.client_id == \
-            config.client_id and current.config.issuer == config.issuer:
-        # This kernel's session is the newest copy: a second one would refresh on its own
-        # and replay a rotated refresh token (the provider then revokes the whole grant).
-        return current
-    doc = load(config)
-    if doc is None:
-        return None
-    if config.api_url is None and doc.get("api_url"):
+
+class LoginStore:
+    """Where remembered logins live: one document per profile, plus the cross-process lock
+    held around refreshes. ``MakeAuth(remember=True)`` hands one to its sessions
+    (``session.store``): the session saves through it after every new token, deletes through
+    it on logout and refreshes inside its :meth:`refresh_lock`. Subclasses say where the
+    bytes go (:meth:`read`, :meth:`write`, :meth:`remove`)."""
+
+    #: short name, for ``MAKE_NOTEBOOK_AUTH_STORE`` and messages
+    kind = "?"
+
+    def describe(self) -> str:
+        """Where logins are kept, for the user (no secret)."""
+        raise NotImplementedError
+
+    def where(self, profile: str) -> str:
+        return f"of profile {profile!r} in {self.describe()}"
+
+    def read(self, profile: str) -> bytes | None:
+        raise NotImplementedError
+
+    def write(self, profile: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def remove(self, profile: str) -> bool:
+        raise NotImplementedError
+
+    def exists(self, profile: str) -> bool:
         try:
-            api = require_secure(doc["api_url"], "The remembered API URL")
-        except MakeError:
-            api = None
-        if api:
-            config = dataclasses.replace(config, api_url=api)
-    token = tokens.Token(doc["token"])
-    session = MakeSession(config)
-    session._activate(token, None, doc.get("id_claims") or {})
-    attach(session)  # after activation: nothing to save yet; refreshes and logout from now on
-    if not refresh:
+            return self.read(profile) is not None
+        except (OSError, MakeError):
+            return False
+
+    # -- shared logic --------------------------------------------------------------------
+
+    def load(self, config: MakeConfig) -> dict[str, Any] | None:
+        """The remembered login for ``config``'s profile, issuer and client id, else None
+        (a corrupt document or one for another issuer or client is reported and ignored)."""
+        raw = self.read(config.profile)
+        return None if raw is None else parse(raw, self.where(config.profile), config)
+
+    def save(self, session: MakeSession) -> None:
+        """Remember ``session``'s tokens (never raises: warns instead)."""
+        if not session.logged_in or not (session.token or {}).get("access_token"):
+            return
+        try:
+            data = json.dumps(_document(session), separators=(",", ":"),
+                              sort_keys=True).encode("utf-8")
+            self.write(session.profile, data)
+        except RememberedLoginError as exc:
+            _warn(f"{exc} The login works in this kernel but will not survive a restart.")
+        except (OSError, TypeError, ValueError) as exc:
+            _warn(f"Could not remember the Make login {self.where(session.profile)} "
+                  f"({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}). The "
+                  "login works in this kernel but will not survive a restart.")
+
+    def delete(self, profile: str) -> bool:
+        """Forget ``profile``'s remembered login; True if one was removed (never raises)."""
+        try:
+            return self.remove(profile)
+        except (OSError, MakeError) as exc:
+            _warn(f"Could not delete the remembered Make login {self.where(profile)} "
+                  f"({getattr(exc, 'strerror', None) or exc}).")
+            return False
+
+    @contextlib.contextmanager
+    def refresh_lock(self, session: MakeSession) -> Iterator[dict[str, Any] | None]:
+        """Held around a remembered session's refresh, across processes: an exclusive
+        ``flock`` on the cache folder itself (whichever store holds the tokens; no secret is
+        in the folder for the keychain), waiting at most ``LOCK_WAIT`` seconds, then
+        ``RememberedLoginError``. Yields the remembered token when it is this same login's
+        (same issuer, client and user), so that a second kernel adopts a token the first one
+        already refreshed instead of replaying the spent refresh token (which makes a
+        provider revoke the whole grant). Another user's login is never adopted."""
+        try:
+            import fcntl  # noqa: F401 (only to know whether flock exists)
+            have_flock = True
+        except ImportError:  # no flock (Windows): no lock across processes
+            have_flock = False
+        fd: int | None = None
+        try:
+            folder: Path | None = _ensure_dir()
+            assert folder is not None
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, RememberedLoginError):
+            # No folder to lock (it cannot be created), or one that is unsafe to use: refresh
+            # without it; saving the new token then says why not, for the file store.
+            folder = None
+        try:
+            if fd is not None and folder is not None and have_flock:
+                _lock(fd, folder)
+            doc = self.load(session.config) if folder is not None or self.kind != "file" \
+                else None
+            yield dict(doc["token"]) if doc is not None and _same_login(doc, session) else None
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing the descriptor releases the flock
+
+    def attach(self, session: MakeSession) -> None:
+        """Keep ``session`` remembered here (``session.store = self``)."""
+        session.store = self
+
+    def restore(self, config: MakeConfig, *, refresh: bool = True) -> MakeSession | None:
+        """The remembered login of ``config.profile`` as a logged-in ``MakeSession``, else
+        None. If this kernel already has a logged-in session for the profile and client,
+        that one.
+
+        An access token about to expire is refreshed now. A login that has expired for good
+        (no refresh token, or the provider refused it) raises ``LoginExpiredError`` and is
+        deleted; a network failure during the refresh propagates and keeps it.
+        ``refresh=False`` returns the session as remembered (logging out needs no fresh token).
+        """
+        from . import registry, tokens
+        from .session import MakeSession
+
+        current = registry.lookup(config.profile)
+        if current is not None and current.logged_in and current.config.client_id == \
+                config.client_id and current.config.issuer == config.issuer:
+            # This kernel's session is the newest copy: a second one would refresh on its own
+            # and replay a rotated refresh token (the provider then revokes the whole grant).
+            return current
+        doc = self.load(config)
+        if doc is None:
+            return None
+        if config.api_url is None and doc.get("api_url"):
+            try:
+                api = require_secure(doc["api_url"], "The remembered API URL")
+            except MakeError:
+                api = None
+            if api:
+                config = dataclasses.replace(config, api_url=api)
+        token = tokens.Token(doc["token"])
+        session = MakeSession(config)
+        session._activate(token, None, doc.get("id_claims") or {})
+        self.attach(session)  # after activation: nothing to save yet
+        if not refresh:
+            return session
+        try:
+            session.access_token()  # refreshes if needed; raises if expired for good
+        except LoginExpiredError:
+            registry.forget(session.profile, session)
+            self.delete(config.profile)
+            raise
+        except MakeError:  # network or provider trouble: the remembered login may be good
+            registry.forget(session.profile, session)
+            raise
         return session
+
+
+class FileStore(LoginStore):
+    """One 0600 JSON file per profile in the cache folder (see the module's docstring)."""
+
+    kind = "file"
+
+    def describe(self) -> str:
+        return f"a file (mode 0600) in {cache_dir()}"
+
+    def where(self, profile: str) -> str:
+        return str(login_path(profile))
+
+    def read(self, profile: str) -> bytes | None:
+        path = login_path(profile)
+        if path.parent.is_dir():
+            _check_dir(path.parent)
+        return _read_file(path)
+
+    def write(self, profile: str, data: bytes) -> None:
+        _ensure_dir()
+        write_bytes(login_path(profile), data)
+
+    def remove(self, profile: str) -> bool:
+        try:
+            login_path(profile).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def exists(self, profile: str) -> bool:
+        return exists(profile)
+
+    def attach(self, session: MakeSession) -> None:
+        """Also raises ``RememberedLoginError`` at once if the cache folder is unsafe."""
+        with contextlib.suppress(OSError):  # cannot be created: saving warns later
+            _ensure_dir()
+        super().attach(session)
+
+
+KEYRING_SERVICE = "make-notebook-auth"
+STORE_ENV = "MAKE_NOTEBOOK_AUTH_STORE"
+_INSECURE_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+
+
+def keyring_backend() -> tuple[Any, str | None]:
+    """``(keyring module, None)`` when ``keyring`` is installed with a secure backend (Secret
+    Service, macOS Keychain, Windows Credential Locker), else ``(None, why not)``."""
     try:
-        session.access_token()  # refreshes if needed; raises if expired for good
-    except LoginExpiredError:
-        registry.forget(session.profile, session)
-        delete(config.profile)
-        raise
-    except MakeError:  # network or provider trouble: the remembered login may still be good
-        registry.forget(session.profile, session)
-        raise
-    return session
+        import keyring
+    except ImportError:
+        return None, ("the keyring package is not installed (pip install "
+                      "'make-notebook-auth[keyring]')")
+    try:
+        backend = keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001 - any backend failure means "not usable"
+        return None, f"keyring found no backend ({type(exc).__name__})"
+    backends = getattr(backend, "backends", None) or [backend]  # a ChainerBackend
+    usable = [b for b in backends
+              if not type(b).__module__.startswith(_INSECURE_BACKENDS)]
+    if not usable:
+        names = ", ".join(f"{type(b).__module__}.{type(b).__name__}" for b in backends)
+        return None, f"keyring has no secure backend here (only {names})"
+    return keyring, None
+
+
+class KeyringStore(LoginStore):
+    """The OS keychain through ``keyring``: one entry per profile (service
+    ``make-notebook-auth``, user ``login:<profile>``) holding the same document as the file.
+    Nothing but the refresh lock (the cache folder, no secret in it) is on disk."""
+
+    kind = "keyring"
+
+    def __init__(self, keyring: Any = None) -> None:
+        if keyring is None:
+            keyring, why = keyring_backend()
+            if keyring is None:
+                raise RememberedLoginError(
+                    f"The OS keychain cannot be used: {why}. Unset {STORE_ENV} (or set it to "
+                    "'file') to keep remembered logins in a 0600 file instead.")
+        self._keyring = keyring
+
+    def describe(self) -> str:
+        backend = self._keyring.get_keyring()
+        name = getattr(backend, "name", None) or type(backend).__name__
+        return f"the OS keychain ({name})"
+
+    @staticmethod
+    def _user(profile: str) -> str:
+        return f"login:{profile}"
+
+    def _call(self, what: str, func: Any, *args: Any) -> Any:
+        from keyring.errors import KeyringError
+
+        try:
+            return func(KEYRING_SERVICE, *args)
+        except KeyringError as exc:
+            raise RememberedLoginError(
+                f"The OS keychain refused to {what} the remembered Make login "
+                f"({type(exc).__name__}; is it locked?).") from None
+
+    def read(self, profile: str) -> bytes | None:
+        value = self._call("read", self._keyring.get_password, self._user(profile))
+        if value is None:
+            return None
+        if len(value) > MAX_FILE_SIZE:
+            _warn(f"The remembered Make login {self.where(profile)} is too large to be one; "
+                  "it is ignored.")
+            return None
+        return str(value).encode("utf-8")
+
+    def write(self, profile: str, data: bytes) -> None:
+        self._call("save", self._keyring.set_password, self._user(profile),
+                   data.decode("utf-8"))
+
+    def remove(self, profile: str) -> bool:
+        from keyring.errors import PasswordDeleteError
+
+        try:
+            self._call("delete", self._keyring.delete_password, self._user(profile))
+        except RememberedLoginError:
+            if self.read(profile) is None:
+                return False
+            raise
+        except PasswordDeleteError:
+            return False
+        return True
+
+
+_noticed: set[str] = set()
+
+
+def default_store() -> LoginStore:
+    """The store for ``remember=True``: ``MAKE_NOTEBOOK_AUTH_STORE`` (``keyring`` or
+    ``file``) if set; otherwise the OS keychain when ``keyring`` has a secure backend here,
+    else the file. Asking for ``keyring`` where none is usable raises
+    ``RememberedLoginError``: never a silent fallback to plain text on disk."""
+    wanted = os.environ.get(STORE_ENV, "").strip().lower()
+    if wanted == "file":
+        return FileStore()
+    if wanted == "keyring":
+        return KeyringStore()
+    if wanted:
+        raise RememberedLoginError(f"{STORE_ENV} must be 'keyring' or 'file', got {wanted!r}.")
+    keyring, _why = keyring_backend()
+    return KeyringStore(keyring) if keyring is not None else FileStore()
+
+
+def notice(store: LoginStore) -> str | None:
+    """The one-time notice (per process and kind of store) saying where logins are kept."""
+    if store.kind in _noticed:
+        return None
+    _noticed.add(store.kind)
+    extra = "" if store.kind == "keyring" else (
+        " (no secure OS keychain is usable here; install the [keyring] extra on a desktop "
+        "to use it)")
+    return f"Remembered Make logins are kept in {store.describe()}{extra}."
+
+
+def forget_everywhere(profile: str) -> bool:
+    """Delete ``profile``'s remembered login from the file and, when usable, the keychain."""
+    removed = FileStore().delete(profile)
+    keyring, _why = keyring_backend()
+    if keyring is not None:
+        removed = KeyringStore(keyring).delete(profile) or removed
+    return removed
+
+
+# --- the default store, as functions -------------------------------------------------------
+
+
+def load(config: MakeConfig) -> dict[str, Any] | None:
+    return default_store().load(config)
+
+
+def restore(config: MakeConfig, *, refresh: bool = True) -> MakeSession | None:
+    return default_store().restore(config, refresh=refresh)
+
+
+def save(session: MakeSession) -> None:
+    (session.store or default_store()).save(session)
+
+
+def delete(profile: str) -> bool:
+    return forget_everywhere(profile)
+
+
+def attach(session: MakeSession) -> None:
+    default_store().attach(session)

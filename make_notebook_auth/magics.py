@@ -257,6 +257,8 @@ class Context:
             auth = MakeAuth(remember=remember, **settings)
         except MakeError as exc:
             raise UsageError(str(exc)) from None
+        if auth.store_notice:
+            self.say(auth.store_notice)
         if sandbox and auth.config.client_secret != (settings["client_secret"] or None):
             auth.set_client_secret(settings["client_secret"])
 
@@ -299,7 +301,6 @@ class Context:
             auth = None  # no OAuth client configured: nothing can be remembered for it
         if auth is not None and auth.session.logged_in:
             self.auths[profile] = auth
-            auth.remember = remember or auth.remember
             self.say(f"Logged in to Make as {self._who(auth.session)} (profile {profile!r}, "
                      f"remembered login; {reason}).")
             return auth.session

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,18 +10,6 @@ if TYPE_CHECKING:
 
 _sessions: dict[str, MakeSession] = {}
 _lock = threading.Lock()
-_logout_hooks: list[Callable[[str], None]] = []
-
-
-def on_logout(hook: Callable[[str], None]) -> None:
-    """Call ``hook(profile)`` whenever a profile logs out (front ends forget what they keep)."""
-    _logout_hooks.append(hook)
-
-
-def logged_out(profile: str) -> None:
-    for hook in list(_logout_hooks):
-        hook(profile)
-
 
 def remember(session: MakeSession) -> None:
     with _lock:

@@ -29,7 +29,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from .cache import LoginStore
     from .listing import Page, Params
 
 RATE_SHARE_ENV = "MAKE_RATE_SHARE"
@@ -183,9 +183,11 @@ class MakeSession(Session):
         self._refresh_lock = threading.Lock()
         self._refresh_flights = 0  # refresh attempts finished (success or failure)
         self._refresh_failure: MakeError | None = None  # how the last attempt failed
-        # Set by a front end that shares this login with other processes (the disk cache): a
-        # context manager held around each refresh that yields the newest token it knows of.
-        self.refresh_guard: Callable[[MakeSession], AbstractContextManager[Any]] | None = None
+        #: Where this login is remembered (``MakeAuth(remember=True)``: a ``cache.LoginStore``,
+        #: the OS keychain or a 0600 file), or None. The session saves through it after every
+        #: new token, refreshes inside its cross-process lock (adopting a token another kernel
+        #: already refreshed) and deletes through it on logout.
+        self.store: LoginStore | None = None
         self._token_listeners: list[Callable[[MakeSession], None]] = []
         self._logout_listeners: list[Callable[[MakeSession], None]] = []
         self._api_base = config.api_url
@@ -303,6 +305,8 @@ class MakeSession(Session):
         return Secret(f"{scheme} {self.access_token()}")
 
     def _notify_token(self) -> None:
+        if self.store is not None:
+            self.store.save(self)
         for listener in list(self._token_listeners):
             listener(self)
 
@@ -485,7 +489,7 @@ class MakeSession(Session):
     def _refresh_locked(self, token: dict[str, Any], *, force: bool = False) -> None:
         self._refresh_failure = None
         try:
-            if self.refresh_guard is None:
+            if self.store is None:
                 self._refresh_once(token)
             else:
                 self._refresh_guarded(token, force=force)
@@ -501,8 +505,8 @@ class MakeSession(Session):
         Two kernels restoring the same remembered login share one rotating refresh token: the
         second to refresh would replay a spent token, and the provider would end the grant.
         """
-        assert self.refresh_guard is not None
-        with self.refresh_guard(self) as newer:
+        assert self.store is not None
+        with self.store.refresh_lock(self) as newer:
             if (
                 isinstance(newer, dict)
                 and newer.get("refresh_token")
@@ -844,9 +848,13 @@ class MakeSession(Session):
             self.token = {}
             self.id_claims = {}
             registry.forget(self.profile, self)
-        # Whatever else keeps this profile's login (a remembered copy on disk, even an older
-        # one) must not bring it back through get_session() after the user logged out.
-        registry.logged_out(self.profile)
+        # Whatever keeps this profile's login (this session's store, or an older remembered
+        # copy in the file or the keychain) must not bring it back through get_session().
+        from . import cache  # persistence is an edge: imported only when needed
+
+        if self.store is not None:
+            self.store.delete(self.profile)
+        cache.forget_everywhere(self.profile)
         if api_token:
             for listener in list(self._logout_listeners):
                 listener(self)
