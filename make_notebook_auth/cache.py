@@ -594,8 +594,11 @@ def notice(store: LoginStore) -> str | None:
 
 
 def forget_everywhere(profile: str) -> bool:
-    """Delete ``profile``'s remembered login from the file and, when usable, the keychain."""
+    """Delete ``profile``'s remembered login from the file and, when usable, the keychain
+    (unless ``MAKE_NOTEBOOK_AUTH_STORE=file`` keeps the package away from the keychain)."""
     removed = FileStore().delete(profile)
+    if os.environ.get(STORE_ENV, "").strip().lower() == "file":
+        return removed
     keyring, _why = keyring_backend()
     if keyring is not None:
         removed = KeyringStore(keyring).delete(profile) or removed

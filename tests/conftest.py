@@ -29,10 +29,10 @@ def _fresh_package_state(monkeypatch, tmp_path_factory):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path_factory.mktemp("login-cache")))
-    # Never the developer's own OS keychain: remembered logins go to the test's file unless a
-    # test starts its own Secret Service (tests/test_keyring_store.py).
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    monkeypatch.delenv("MAKE_NOTEBOOK_AUTH_STORE", raising=False)
+    # Never the developer's own OS keychain: remembered logins go to the test's folder unless a
+    # test chooses otherwise (tests/test_keyring_store.py starts its own Secret Service).
+    # (Not PYTHON_KEYRING_BACKEND: the Jupyter servers of the browser tests inherit it.)
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_STORE", "file")
     from make_notebook_auth import ratelimit
 
     ratelimit.reset()
