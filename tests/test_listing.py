@@ -318,6 +318,34 @@ def test_progress_counts_advance_per_page_and_the_final_count_stays(api_login, m
     assert "180 items" in last_state  # not wiped when the bar closed
 
 
+def test_progress_in_a_notebook_counts_per_page_and_stays(api_login, monkeypatch):
+    """tqdm.auto's notebook bar (an ipywidgets progress bar): its value follows the pages, and
+    closing it leaves it on show (a bar that closes itself with leave=False disappears)."""
+    import tqdm.auto
+    import tqdm.notebook
+
+    shown: list[tuple] = []
+
+    class NotebookBar(tqdm.notebook.tqdm_notebook):
+        def display(self, *args, **kwargs):
+            super().display(*args, **kwargs)
+            right = self.container.children[2]
+            shown.append((self.n, right.value, kwargs.get("close", False),
+                          kwargs.get("bar_style")))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", NotebookBar)
+    make = api_login()
+    frame = make.frame("scenarios", {"teamId": 2}, page_size=50, progress=True)
+    assert len(frame) == TEAM2
+    values = [value for value, *_ in shown]
+    assert sorted(set(values)) == [50, 100, 150, 180] and values == sorted(values)
+    texts = [text.replace("\u2007", " ") for _, text, *_ in shown]
+    assert [t.split("/")[0].strip() for t in texts] == ["50", "100", "150", "180", "180"]
+    last_value, _, closed, style = shown[-1]
+    assert (last_value, closed, style) == (180, False, "success")  # stays, with its count
+    assert not any(closed for *_, closed, _style in shown)
+
+
 def test_in_notebook_detection(monkeypatch):
     from make_notebook_auth import frames
 
