@@ -372,3 +372,19 @@ def test_zone_with_sandbox_says_it_is_ignored(shell, rec):
     panel = rec.shown[-1]
     assert panel.secret is None  # the sandbox never asks for a client secret
     assert "Log in to the Make sandbox" in panel.header.value
+
+
+def test_login_options_are_exactly_what_makeauth_takes():
+    """One list of login settings: every %make_login setting is a MakeAuth keyword, and every
+    MakeAuth setting but the secret (never on a line) is an option."""
+    import inspect
+
+    from make_notebook_auth import MakeAuth
+    from make_notebook_auth.magics import LOGIN_OPTIONS
+
+    takes = set(inspect.signature(MakeAuth).parameters) - {"client_secret", "profile",
+                                                          "remember"}
+    assert set(LOGIN_OPTIONS) == takes
+    doc = MakeMagics.make_login.__doc__
+    for name in LOGIN_OPTIONS:
+        assert "--" + name.replace("_", "-") in doc
