@@ -47,7 +47,6 @@ class ProviderMetadata:
     revocation_endpoint: str | None
     id_token_algs: tuple[str, ...] = ("RS256",)
     iss_parameter_supported: bool = False
-    from_discovery: bool = True
 
     @classmethod
     def make_defaults(cls, issuer: str) -> ProviderMetadata:
@@ -60,7 +59,6 @@ class ProviderMetadata:
             jwks_uri=base + MAKE_PATHS["jwks_uri"],
             userinfo_endpoint=base + MAKE_PATHS["userinfo_endpoint"],
             revocation_endpoint=base + MAKE_PATHS["revocation_endpoint"],
-            from_discovery=False,
         )
 
     @classmethod
@@ -96,7 +94,6 @@ class ProviderMetadata:
             id_token_algs=safe_algs or ("RS256",),
             iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported")
             is True,
-            from_discovery=True,
         )
 
 

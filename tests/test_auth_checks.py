@@ -26,6 +26,7 @@ from make_notebook_auth import (
     TokenEndpointError,
     get_session,
 )
+from make_notebook_auth.oidc import ProviderMetadata
 
 
 def make_auth(hostile, **kw):
@@ -234,7 +235,7 @@ def test_discovery_failure_falls_back_to_make_paths(hostile):
     hostile.discovery_status = 500
     auth = make_auth(hostile)
     assert auth.start().url.startswith(hostile.issuer + "/oauth/v2/authorize?")
-    assert auth.metadata.from_discovery is False
+    assert auth.metadata == ProviderMetadata.make_defaults(hostile.issuer)
 
 
 def test_discovery_and_jwks_once_per_process(hostile):
