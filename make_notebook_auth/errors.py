@@ -7,6 +7,7 @@ its description, an endpoint's name and host, or the name of a failed check.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from urllib.parse import urlsplit
 
@@ -46,15 +47,14 @@ class MakeError(Exception):
         +-- RateBudgetError          a request would wait too long for its rate budget
 
     In IPython the error shows as its sentence (``_render_traceback_``), not as a traceback
-    through requests; ``%tb`` (which asks again) shows the full traceback.
+    through requests; ``%tb`` shows the full traceback.
     """
 
-    _shown_short = False
-
     def _render_traceback_(self) -> list[str]:
-        if self._shown_short:  # asked again: %tb wants the whole story
+        # IPython shows an error while handling it; %tb shows the last one afterwards, when
+        # nothing is being handled: then the whole story.
+        if sys.exc_info()[1] is not self:
             return "".join(traceback.format_exception(self)).rstrip("\n").splitlines()
-        self._shown_short = True
         return [f"{type(self).__name__}: {self}",
                 "(The full traceback: run %tb in the next cell.)"]
 

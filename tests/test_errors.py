@@ -62,15 +62,28 @@ def test_logged_out_comes_first(provider, shell, capsys):
     assert out.lstrip().startswith("NotLoggedInError: This session was logged out.")
 
 
-def test_render_traceback_is_short_once_then_full():
+def test_render_traceback_is_short_while_handled_then_full():
     try:
         raise MakeError("Something went wrong. Do this next.")
     except MakeError as exc:
         error = exc
-    assert error._render_traceback_() == [
-        "MakeError: Something went wrong. Do this next.",
-        "(The full traceback: run %tb in the next cell.)",
-    ]
-    again = error._render_traceback_()
-    assert again[0] == "Traceback (most recent call last):"
-    assert again[-1] == "make_notebook_auth.errors.MakeError: Something went wrong. Do this next."
+        # How IPython shows it: while handling it, and every time it is raised again.
+        assert error._render_traceback_() == [
+            "MakeError: Something went wrong. Do this next.",
+            "(The full traceback: run %tb in the next cell.)",
+        ]
+        assert len(error._render_traceback_()) == 2
+    # %tb, afterwards: the full traceback.
+    full = error._render_traceback_()
+    assert full[0] == "Traceback (most recent call last):"
+    assert full[-1] == "make_notebook_auth.errors.MakeError: Something went wrong. Do this next."
+
+
+def test_the_same_error_raised_again_is_short_again(shell, capsys):
+    # A shared failure (one refresh failing for several callers) is raised more than once.
+    shell.user_ns["error"] = MakeError("Shared failure. Log in again.")
+    for _ in range(2):
+        out = run(shell, capsys, "raise error")
+        assert out.strip().splitlines()[0] == "MakeError: Shared failure. Log in again."
+        assert "Traceback" not in out
+    assert "Traceback (most recent call last)" in run(shell, capsys, "%tb")
