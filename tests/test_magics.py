@@ -380,12 +380,12 @@ def test_login_options_are_exactly_what_makeauth_takes():
     import inspect
 
     from make_notebook_auth import MakeAuth
-    from make_notebook_auth.magics import LOGIN_OPTIONS
+    from make_notebook_auth.magics import LOGIN_OPTIONS, MakeMagics
 
     # Not login settings of the magic: the secret never goes on a line, profile and remember
-    # are options of their own, zones (a list) is for Python code.
+    # are options of their own, zones (a list) and store (an object) are for Python code.
     takes = set(inspect.signature(MakeAuth).parameters) - {"client_secret", "profile",
-                                                          "remember", "zones"}
+                                                          "remember", "zones", "store"}
     assert set(LOGIN_OPTIONS) == takes
     doc = MakeMagics.make_login.__doc__
     for name in LOGIN_OPTIONS:
