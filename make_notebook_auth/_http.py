@@ -19,6 +19,8 @@ of them, the JWKS fetch included.
 
 from __future__ import annotations
 
+import heapq
+import os
 import socket
 import threading
 import time
@@ -26,6 +28,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.sessions import merge_setting
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -52,6 +55,55 @@ def _cut(sock: socket.socket) -> None:
         pass
 
 
+class _Watcher:
+    """One daemon thread that expires every :class:`Deadline` when its time is up.
+
+    A heap of ``(end, n, deadline)``; an entry whose deadline ended or moved is dropped when
+    it comes due. Sharing one thread costs a lock per call instead of a thread per call.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._count = 0
+        self._finished = 0  # deadlines done since the heap was last swept
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline, end: float) -> None:
+        with self._cond:
+            self._count += 1
+            heapq.heappush(self._heap, (end, self._count, deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="make-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is deadline:  # a new earliest end: wake up sooner
+                self._cond.notify()
+
+    def finished(self) -> None:
+        with self._cond:
+            self._finished += 1
+            if self._finished > 64 and 2 * self._finished > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._finished = 0
+
+    def _run(self) -> None:
+        while True:
+            due: list[Deadline] = []
+            with self._cond:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
+                    due.append(heapq.heappop(self._heap)[2])
+                if not due:
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+            for deadline in due:  # outside the heap's lock (each takes its own)
+                deadline._expire()
+
+
+_watcher = _Watcher()
+
+
 class Deadline:
     """A total time limit for the calls a thread makes inside ``with Deadline(seconds):``.
 
@@ -64,12 +116,10 @@ class Deadline:
         self.seconds = float(seconds)
         self.end = time.monotonic() + self.seconds
         self.expired = False
+        self.done = False
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._done = False
         self._outer: Deadline | None = None
-        self._timer = threading.Timer(max(0.0, self.seconds), self._expire)
-        self._timer.daemon = True
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
@@ -78,7 +128,7 @@ class Deadline:
         if sock is None:
             return
         with self._lock:
-            if self._done:
+            if self.done:
                 return
             if self.expired:
                 _cut(sock)
@@ -87,8 +137,8 @@ class Deadline:
 
     def _expire(self) -> None:
         with self._lock:
-            if self._done:
-                return
+            if self.done or self.expired or time.monotonic() < self.end:
+                return  # finished, or pushed back since (a later entry is due then)
             self.expired = True
             for sock in self._socks:
                 _cut(sock)
@@ -98,25 +148,24 @@ class Deadline:
         if seconds <= 0:
             return
         with self._lock:
-            if self._done or self.expired:
+            if self.done or self.expired:
                 return
-            self._timer.cancel()
             self.end += seconds
-            self._timer = threading.Timer(self.remaining(), self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+            end = self.end
+        _watcher.add(self, end)
 
     def __enter__(self) -> Deadline:
         self._outer = getattr(_active, "deadline", None)
         _active.deadline = self
-        self._timer.start()
+        self.end = time.monotonic() + self.seconds
+        _watcher.add(self, self.end)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
         with self._lock:
-            self._done = True
+            self.done = True
             self._socks.clear()
+        _watcher.finished()
         _active.deadline = self._outer
 
 
@@ -186,6 +235,20 @@ class DeadlineAdapter(HTTPAdapter):
 
 class Session(requests.Session):
     """A ``requests.Session`` that sends loopback requests directly, never via a proxy."""
+
+    def merge_environment_settings(self, url: str | None, proxies: Any, stream: Any,
+                                   verify: Any, cert: Any) -> dict[str, Any]:
+        if self.trust_env and is_loopback_url(url or ""):
+            # send() drops every proxy for loopback: skip requests' look-up of the proxy
+            # environment (a scan of os.environ per request), keep the rest as requests does
+            # (REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE for verify).
+            if verify is True or verify is None:
+                verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                          or os.environ.get("CURL_CA_BUNDLE") or verify)
+            return {"proxies": {}, "stream": merge_setting(stream, self.stream),
+                    "verify": merge_setting(verify, self.verify),
+                    "cert": merge_setting(cert, self.cert)}
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if is_loopback_url(request.url or ""):

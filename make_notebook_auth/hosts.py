@@ -10,6 +10,7 @@ Pure functions: no network, no state.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -32,8 +33,12 @@ class Target(NamedTuple):
     path: str
 
 
+@lru_cache(maxsize=256)
 def target(url: str) -> Target | None:
-    """Where ``url`` goes, or None when it is not a plain http(s) URL without user info."""
+    """Where ``url`` goes, or None when it is not a plain http(s) URL without user info.
+
+    Cached: a request's URL is asked about several times (token, proxies), an API base on
+    every request; the answer depends on the string alone."""
     try:
         parts = parse_url(url)
     except (LocationParseError, ValueError, TypeError):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -358,7 +358,17 @@ def _page_items(body: Any, key: str | None, path: str) -> tuple[list[Any], str |
     return body[lists[0]], lists[0], pg
 
 
-def _fingerprint(item: Any) -> bytes:
+def _fingerprint(item: Any) -> Hashable:
+    """What makes an item "already seen": its ``id`` (an int or a string), else its content.
+
+    Two items with the same content have the same ``id``, so a page that repeats earlier
+    items is always caught; one with only ids seen before counts as no progress too. The
+    ``id`` spares serialising every item (the content hash cost about a third of a listing's
+    time)."""
+    if isinstance(item, dict):
+        ident = item.get("id")
+        if isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool)):
+            return (type(ident) is str, ident)
     text = json.dumps(item, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
@@ -392,7 +402,7 @@ def iter_pages(
     first_offset = offset
     got = 0
     pages = 0
-    seen: set[bytes] = set()
+    seen: set[Hashable] = set()
     starts = getattr(session, "_listing_starts", None)
     while max_items is None or got < max_items:
         if starts is not None:
