@@ -250,3 +250,39 @@ def test_trickling_api_answer_ends_within_the_api_deadline(token_session, monkey
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_loopback_skips_the_proxy_lookup_but_keeps_the_ca_bundle(env_proxy, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/tmp/corporate-ca.pem")
+    sess = transport.Session()
+    got = sess.merge_environment_settings("https://127.0.0.1:8443/api/v2/x", {}, None, None,
+                                          None)
+    assert got["proxies"] == {} and got["verify"] == "/tmp/corporate-ca.pem"
+    assert sess.merge_environment_settings("https://127.0.0.1:8443/", {}, None, False,
+                                           None)["verify"] is False
+    away = sess.merge_environment_settings("https://www.make.example/", {}, None, None, None)
+    assert away["proxies"]["https"] == env_proxy.url
+    assert away["verify"] == "/tmp/corporate-ca.pem"
+
+
+def _wait_for(flag, seconds: float = 10.0) -> bool:
+    end = time.monotonic() + seconds
+    while not flag() and time.monotonic() < end:
+        time.sleep(0.02)
+    return flag()
+
+
+def test_deadlines_share_a_watcher_and_each_ends_on_its_own_time():
+    with transport.Deadline(60) as long:
+        with transport.Deadline(0.2) as short:  # ends before the one already watched
+            assert _wait_for(lambda: short.expired)
+        assert not long.expired
+    with transport.Deadline(0.3) as pushed:
+        pushed.extend(1.5)
+        time.sleep(0.6)
+        assert not pushed.expired  # its first end has passed: the extension holds
+        assert _wait_for(lambda: pushed.expired)
+    with transport.Deadline(0.2) as done:
+        pass
+    time.sleep(0.4)
+    assert not done.expired  # a finished call is never cut afterwards

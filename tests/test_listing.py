@@ -158,6 +158,22 @@ def test_page_of_items_already_seen_in_another_order_stops(scripted_api, token_s
     assert server.calls() == 2
 
 
+def test_repeated_items_without_ids_are_detected_by_their_content(scripted_api,
+                                                                  token_session):
+    # No "id" to go by (and an id that is a mapping): the items' content decides.
+    def reply(req):
+        offset = int(req.query["pg[offset]"][0])
+        items = [{"name": f"n{i}", "id": {"k": i}} if i % 2 else {"name": f"n{i}"}
+                 for i in range(6)]
+        return 200, {}, {"things": items if offset == 0 else items[::-1]}
+
+    server = scripted_api(reply)
+    make = token_session(server.api_url)
+    with pytest.raises(MakeAPIError, match="no progress"):
+        list(make.paginate("things", page_size=6))
+    assert server.calls() == 2
+
+
 def test_page_overlapping_earlier_items_still_counts_as_progress(scripted_api, token_session):
     # Items shift between requests (one was added): one repeat, but new items too.
     def reply(req):
