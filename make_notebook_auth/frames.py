@@ -180,7 +180,7 @@ def fanout_frame(session: MakeSession, path: str, params: Params = None, *, per:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(the_plan.targets), desc=f"{path} per {per}",
-                   unit=f" {per}s", leave=False)
+                   unit=f" {per}s", leave=True)  # the final count stays
 
         def on_progress(done: int, total: int, eta: float) -> None:
             assert bar is not None

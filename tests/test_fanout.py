@@ -122,6 +122,7 @@ def test_fan_out_progress_bar(zoned_login, monkeypatch):
     class Bar:
         def __init__(self, total=None, desc=None, **kw):
             seen.append(("open", total, desc))
+            seen.append(("leave", kw.get("leave", True)))  # tqdm's default is leave=True
             self.n = 0
 
         def set_postfix_str(self, text, refresh=True):
@@ -138,6 +139,7 @@ def test_fan_out_progress_bar(zoned_login, monkeypatch):
         warnings.simplefilter("ignore", SkippedWarning)
         zoned_login().frame("hooks", per="team", progress=True)
     assert seen[0] == ("open", 5, "hooks per team")
+    assert ("leave", True) in seen  # the final count stays visible in a notebook and a terminal
     assert ("at", 5) in seen and seen[-1] == ("close",)
 
 
