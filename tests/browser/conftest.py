@@ -42,7 +42,7 @@ SERVER_START_TIMEOUT = 60.0
 UI_TIMEOUT = 60_000  # ms, for the first JupyterLab load and kernel start on a slow machine
 
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - CI installs playwright
     sync_playwright = None
 
@@ -315,6 +315,9 @@ def callback_hits() -> list[str]:
 def context(browser, request, callback_hits):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     ctx.set_default_timeout(UI_TIMEOUT)
+    # expect() has its own 5 s default, which a loaded 2-core machine overruns while
+    # JupyterLab opens a tab or starts a kernel (seen in CI-like runs): give it the same.
+    expect.set_options(timeout=UI_TIMEOUT)
     # Routes registered later take precedence. Anything off this machine (fonts, CDNs, news) is
     # refused rather than waited for; providers' redirects become routed navigations; the
     # redirect URI's host is answered by the test.
