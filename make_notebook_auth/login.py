@@ -168,6 +168,29 @@ class LoginController:
             self._stop_listener()
         return True
 
+    def use_api_token(self, token: str) -> bool:
+        """Log in with a Make API token instead of the sign-in link (the user chose it); True
+        once logged in. A token that cannot be used is reported to the view (never repeated)
+        and the sign-in link stays usable."""
+        with self._lock:
+            if self.state == LOGGED_IN:
+                return True
+            if self.state != PENDING:
+                self._failed("This login was closed: start the login again.", "api_token")
+                return False
+            session = self.auth.session
+            # An API token is made and revoked in Make's profile: it is not remembered with
+            # the OAuth login's store (never written to a file or the keychain by the panel).
+            session.store = None
+            try:
+                session.use_api_token(token, source="The typed API token")
+            except MakeError as exc:
+                self._failed(str(exc) or type(exc).__name__, "api_token")
+                return False
+            self._logged_in(session, "api_token")
+        self._stop_listener()
+        return True
+
     def close(self, message: str) -> None:
         """Stop waiting: listener off, the view told ``message``."""
         self._stop_listener()

@@ -100,6 +100,36 @@ def userinfo_table(claims: Mapping[str, Any], limit: int = USERINFO_ROWS) -> str
     )
 
 
+def _password_field(placeholder: str, description: str, css_class: str) -> widgets.Password:
+    field = widgets.Password(
+        placeholder=placeholder,
+        description=description,
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="auto", max_width="100%"),
+        continuous_update=False,  # sent once (Enter or leaving the field), not per key
+    )
+    field.add_class(css_class)
+    return field
+
+
+def _hidden_section(title: str, field: widgets.Widget, note: str,
+                    css_class: str) -> widgets.Accordion:
+    """A closed accordion holding ``field`` and a short ``note`` (escaped)."""
+    text = widgets.HTML(
+        "<div style='font-size:90%;white-space:normal;overflow-wrap:anywhere'>"
+        + html.escape(note) + "</div>",
+        layout=widgets.Layout(width="auto", max_width="100%"),
+    )
+    accordion = widgets.Accordion(
+        children=[widgets.VBox([field, text],
+                               layout=widgets.Layout(width="auto", overflow="hidden"))],
+        selected_index=None, layout=widgets.Layout(width="auto", max_width="100%"),
+    )
+    accordion.set_title(0, title)
+    accordion.add_class(css_class)
+    return accordion
+
+
 class LoginPanel(widgets.VBox, LoginView):
     """The Make login panel: link, instructions, paste field, status, start over.
 
@@ -170,37 +200,34 @@ class LoginPanel(widgets.VBox, LoginView):
         self.userinfo.add_class("make-login-userinfo")
 
         self.secret: widgets.Password | None = None
-        secret_box: list[widgets.Widget] = []
+        sections: list[widgets.Widget] = []
         if ask_secret and not cfg.confidential:
-            self.secret = widgets.Password(
-                placeholder="The client secret Make gave you",
-                description="Client secret:",
-                style={"description_width": "initial"},
-                layout=widgets.Layout(width="auto", max_width="100%"),
-                continuous_update=False,  # sent once (Enter or leaving the field), not per key
-            )
-            self.secret.add_class("make-login-secret")
+            self.secret = _password_field("The client secret Make gave you", "Client secret:",
+                                          "make-login-secret")
             self.secret.observe(self._on_secret, names="value")
-            note = widgets.HTML(
-                "<div style='font-size:90%;white-space:normal;overflow-wrap:anywhere'>Type it, "
-                "press Enter, then open the sign-in link. It is kept in the kernel's memory "
-                "only: the field is cleared at once. (Or set MAKE_CLIENT_SECRET before starting "
-                "Jupyter.)</div>",
-                layout=widgets.Layout(width="auto", max_width="100%"),
-            )
-            accordion = widgets.Accordion(
-                children=[widgets.VBox([self.secret, note],
-                                       layout=widgets.Layout(width="auto", overflow="hidden"))],
-                selected_index=None, layout=widgets.Layout(width="auto", max_width="100%"),
-            )
-            accordion.set_title(0, "Confidential client? Client secret")
-            accordion.add_class("make-login-secret-box")
-            secret_box = [accordion]
+            sections.append(_hidden_section(
+                "Confidential client? Client secret", self.secret,
+                "Type it, press Enter, then open the sign-in link. It is kept in the kernel's "
+                "memory only: the field is cleared at once. (Or set MAKE_CLIENT_SECRET before "
+                "starting Jupyter.)", "make-login-secret-box"))
+        # Instead of the sign-in link, a Make API token (it needs the API's zone to be known).
+        self.api_token: widgets.Password | None = None
+        if cfg.api_url:
+            self.api_token = _password_field("A token from your Make profile (API access)",
+                                             "API token:", "make-login-api-token")
+            self.api_token.observe(self._on_api_token, names="value")
+            sections.append(_hidden_section(
+                "Use a Make API token instead", self.api_token,
+                "Type it and press Enter instead of signing in. It is sent as 'Authorization: "
+                "Token' to this login's API only, kept in the kernel's memory only (the field is "
+                "cleared at once) and never remembered on disk; revoke it in your Make profile.",
+                "make-login-api-token-box"))
 
         self.paste_row = widgets.HBox([self.paste, self.submit],
                                       layout=widgets.Layout(width="auto", max_width="52rem"))
         self.controls = widgets.VBox([self.paste_row])
-        self.extras = widgets.VBox([*secret_box, widgets.HBox([self.restart])])
+        self._sections = sections
+        self.extras = widgets.VBox([*sections, widgets.HBox([self.restart])])
         super().__init__(
             [self.header, self.link, self.instructions, self.controls, self.status,
              self.userinfo, self.extras],
@@ -318,10 +345,14 @@ class LoginPanel(widgets.VBox, LoginView):
 
     def on_logged_in(self, session: MakeSession, source: str) -> None:
         self.paste.value = ""
-        if self.secret is not None:
-            self.secret.value = ""
+        for field in (self.secret, self.api_token):
+            if field is not None:
+                field.value = ""
         self._show_controls(False)
-        self._disable_link("Signed in: this link has been used.")
+        for section in self._sections:
+            section.layout.display = "none"
+        self._disable_link("Logged in with an API token: this link was not used."
+                           if source == "api_token" else "Signed in: this link has been used.")
         self.instructions.value = ""
         claims: Mapping[str, Any] = {}
         try:
@@ -330,7 +361,13 @@ class LoginPanel(widgets.VBox, LoginView):
             claims = {k: v for k, v in session.id_claims.items()
                       if k in ("sub", "name", "email", "preferred_username")}
         who = display_name(claims or session.id_claims)
-        self._set_status(f"Logged in to {self.service} as {who}.", kind="ok")
+        if source == "api_token":
+            self._set_status(
+                f"Logged in to {self.service} as {who} with an API token: sent as "
+                "'Authorization: Token' to this login's API only. Revoke it in your Make profile "
+                "when done.", kind="ok")
+        else:
+            self._set_status(f"Logged in to {self.service} as {who}.", kind="ok")
         self.userinfo.value = userinfo_table(claims)
         if source != "restored" and self.on_login is not None:
             try:
@@ -372,6 +409,14 @@ class LoginPanel(widgets.VBox, LoginView):
         self._secret_value = value
         self.secret.value = ""
         self.secret.placeholder = "Received: kept in the kernel's memory for this login"
+
+    def _on_api_token(self, change: Mapping[str, Any]) -> None:
+        # Widget state can be saved into the notebook: the field is emptied whatever happens.
+        value = str(change.get("new") or "")
+        if not value or self.api_token is None:
+            return
+        self.api_token.value = ""
+        self.controller.use_api_token(value)
 
     def _take_secret(self) -> str:
         value, self._secret_value = self._secret_value, ""

@@ -375,3 +375,54 @@ def test_link_uses_proxy_path_behind_hub(provider, monkeypatch):
     panel = LoginPanel(make_auth(provider))
     port = provider.issuer.rsplit(":", 1)[1]
     assert f'href="/user/ana/proxy/{port}/oauth/v2/authorize?' in panel.link.value
+
+
+# -- a Make API token instead of the sign-in link -------------------------------------------
+
+
+def test_api_token_instead_of_signing_in(sandbox_provider, sandbox_server):
+    token = sandbox_server.api_token
+    assert token
+    auth = make_auth(sandbox_provider, loopback_uri())
+    panel = LoginPanel(auth)
+    assert panel.listener is not None and panel.listener.listening
+    assert panel.api_token is not None
+
+    panel.api_token.value = "not a token"  # typed, Enter: refused, never repeated
+    assert panel.state == "pending"
+    assert panel.api_token.value == ""
+    assert "not a token" not in panel.status.value
+    assert panel.listener is not None and panel.listener.listening  # the link still works
+
+    panel.api_token.value = token
+    assert panel.state == "logged_in", panel.status.value
+    make = panel.session
+    assert make.credential == "api_token"
+    assert "API token" in panel.status.value
+    assert panel.api_token.value == ""
+    assert token not in all_widget_state(panel)
+    assert panel.listener is None  # the browser's reply is no longer waited for
+    sent = make.get("users/me")
+    assert sent.request.headers["Authorization"] == f"Token {token}"
+    assert sent.json()["authUser"]["email"] == "alice@example.test"
+
+
+def test_api_token_typed_into_the_panel_is_never_remembered(sandbox_provider, sandbox_server,
+                                                            tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKE_NOTEBOOK_AUTH_CACHE", str(tmp_path / "cache"))
+    token = sandbox_server.api_token
+    auth = MakeAuth(sandbox_provider.public_client_id, issuer=sandbox_provider.issuer,
+                    api_url=sandbox_provider.api_url, redirect_uri=PASTE_URI, remember=True)
+    panel = LoginPanel(auth)
+    panel.api_token.value = token
+    assert panel.session.logged_in
+    assert panel.session.json("users/me")["authUser"]["id"]
+    on_disk = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert not any(token.encode() in data for data in on_disk)
+
+
+def test_no_api_token_choice_without_a_zone(provider):
+    auth = MakeAuth(provider.public_client_id, issuer=provider.issuer, redirect_uri=PASTE_URI)
+    panel = LoginPanel(auth)
+    assert panel.api_token is None
+    assert "make-login-api-token-box" not in all_widget_state(panel)
