@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 
-import pytest
 import requests
+from providers import loopback_redirect_uri as loopback_uri
 
 from make_notebook_auth import MakeAuth
 from make_notebook_auth.login import LoginController, LoginView
@@ -16,11 +16,6 @@ from make_notebook_auth.loopback import port_is_free
 PASTE_URI = "https://app.example.test/callback"
 
 
-def loopback_uri() -> str:
-    for port in (8765, 8766):
-        if port_is_free(port):
-            return f"http://127.0.0.1:{port}/callback"
-    pytest.skip("ports 8765 and 8766 are both busy on this machine")
 
 
 class Recorder(LoginView):
