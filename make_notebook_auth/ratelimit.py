@@ -26,7 +26,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from .errors import RateBudgetError
 
@@ -223,13 +224,19 @@ def current() -> Budget | None:
 
 
 @contextmanager
-def sending_for(target: Budget | None) -> Iterator[None]:
-    previous = getattr(_local, "budget", None)
-    _local.budget = target
+def _this_thread(name: str, value: Any) -> Iterator[None]:
+    """Set a per-thread setting of this module for the ``with`` block, then restore it."""
+    previous = getattr(_local, name, None)
+    setattr(_local, name, value)
     try:
         yield
     finally:
-        _local.budget = previous
+        setattr(_local, name, previous)
+
+
+def sending_for(target: Budget | None) -> AbstractContextManager[None]:
+    """Requests sent inside draw from ``target`` (None: from no budget)."""
+    return _this_thread("budget", target)
 
 
 def quiet() -> bool:
@@ -237,15 +244,9 @@ def quiet() -> bool:
     return bool(getattr(_local, "quiet", False))
 
 
-@contextmanager
-def no_retries() -> Iterator[None]:
+def no_retries() -> AbstractContextManager[None]:
     """Requests sent inside are tried once (look-ups: zones, licenses, teams)."""
-    previous = getattr(_local, "quiet", False)
-    _local.quiet = True
-    try:
-        yield
-    finally:
-        _local.quiet = previous
+    return _this_thread("quiet", True)
 
 
 __all__ = [
